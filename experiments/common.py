@@ -1,0 +1,73 @@
+"""What every experiment script shares: result rows in the DESIGN §7 schema, and RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from zoo_jax.train.checkpoint import versions
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=Path(__file__).parent).stdout
+        return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device() -> str:
+    d = jax.devices()[0]
+    return f"{jax.default_backend()}:{d.device_kind} x{jax.device_count()}"
+
+
+def result_row(experiment: str, row: str, summary: dict, reference: dict, notes: str = "") -> dict:
+    """One DESIGN §7 row from a `zoo_jax.fit` summary."""
+    cfg = summary["config"]
+    return {
+        "experiment": experiment,
+        "row": row,
+        "model": summary["model"],
+        "dataset": summary["dataset"],
+        "config": {k: cfg[k] for k in ("optimizer", "learning_rate", "loss", "epochs",
+                                        "batch_size", "seed", "l1", "l2", "model_overrides",
+                                        "train_limit", "test_limit")}
+                  | {"steps": summary["steps"], "params": summary["params"]},
+        "metrics": {
+            "test_accuracy": summary["test"]["accuracy"],
+            "test_loss": summary["test"]["loss"],
+            "train_accuracy": summary["train"]["accuracy"],
+            "train_loss": summary["train"]["loss"],
+            "images_per_s": summary["images_per_s"],
+        },
+        "reference": reference,
+        "notes": notes,
+        "wall_s": round(summary["wall_s"], 1),
+        "device": device(),
+        "versions": versions(),
+        "git": git_commit(),
+    }
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_rows(directory: Path) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(directory.rglob("*.json")):
+        if "quick" not in path.relative_to(directory).parts:
+            rows += json.loads(path.read_text())
+    return rows

@@ -1,0 +1,237 @@
+"""`zoo-jax list | info | train | evaluate | bench`.
+
+Every user error (a `ZooError`, a bad flag) prints one line on stderr and exits 2;
+a traceback means a bug in zoo_jax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from typing import NoReturn
+
+from zoo_jax import registry
+from zoo_jax.errors import ZooError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
+        print(f"zoo-jax: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _models_table(as_json: bool) -> str:
+    rows = [
+        {
+            "name": card.name,
+            "family": card.family,
+            "chart_node": card.chart_node,
+            "params": registry.count_params(card.name),
+            "reference": card.reference,
+        }
+        for card in (registry.get_card(n) for n in registry.list_models())
+    ]
+    if as_json:
+        return json.dumps(rows, indent=2)
+    width = max(len(r["name"]) for r in rows)
+    lines = [f"{'name':<{width}}  {'family':<13} {'params':>10}  reference"]
+    lines += [
+        f"{r['name']:<{width}}  {r['family']:<13} {r['params']:>10,}  {r['reference']}" for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def cmd_list(args) -> None:
+    print(_models_table(args.json))
+
+
+def cmd_info(args) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    card = registry.get_card(args.name)
+    model = registry.get_model(args.name)
+    for field in dataclasses.fields(card):
+        if field.name not in ("build", "test_overrides"):
+            print(f"{field.name:>14}: {getattr(card, field.name)}")
+    count = registry.count_params(args.name)
+    print(f"{'params':>14}: {count:,} (trainable parameters only)")
+    x = jnp.zeros((1, *card.input_shape), jnp.float32)
+    print(model.tabulate(jax.random.PRNGKey(0), x, compute_flops=True, console_kwargs={"width": 120}))
+
+
+def _run_config(args):
+    from zoo_jax.train.loop import RunConfig
+
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise ZooError(f"--set {item!r}: value must be JSON (e.g. dropout=0.4, hidden=[512,512])") from None
+        if isinstance(overrides[key], list):
+            overrides[key] = tuple(overrides[key])
+    return RunConfig(
+        model=args.model,
+        dataset=args.dataset,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        loss=args.loss,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        l1=args.l1,
+        l2=args.l2,
+        model_overrides=overrides,
+        devices=args.devices,
+        parallel=args.parallel,
+        nan_policy=args.nan_policy,
+        train_limit=args.train_limit,
+        data_dir=args.data_dir,
+    )
+
+
+def cmd_train(args) -> None:
+    from zoo_jax.train.loop import fit
+
+    cfg = _run_config(args)
+    registry.get_model(cfg.model, **cfg.model_overrides)  # unknown names fail before data loads
+    run_dir = args.run_dir or f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    summary = fit(cfg, run_dir, resume=args.resume)
+    print(json.dumps({
+        "run_dir": run_dir,
+        "model": summary["model"],
+        "dataset": summary["dataset"],
+        "steps": summary["steps"],
+        "test_accuracy": summary["test"]["accuracy"],
+        "test_loss": summary["test"]["loss"],
+        "images_per_s": summary["images_per_s"],
+        "wall_s": round(summary["wall_s"], 2),
+    }))
+
+
+def cmd_evaluate(args) -> None:
+    from zoo_jax.train.loop import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run_dir, args.data_dir)))
+
+
+def bench(model: str, batch_size: int = 128, steps: int = 50, optimizer: str | None = None,
+          overrides: dict | None = None) -> dict:
+    """Time the compiled train step of `model` on random data: median ms / step, images/s."""
+    import jax
+    import numpy as np
+
+    from zoo_jax.train.loop import RunConfig, build_learner
+    from zoo_jax.train.steps import compile_steps
+
+    cfg = RunConfig(model=model, optimizer=optimizer, batch_size=batch_size,
+                    model_overrides=overrides or {}).resolved()
+    if steps < 3:
+        raise ZooError("--steps must be >= 3")
+    card = registry.get_card(model)
+    rng = np.random.default_rng(0)
+    batch = {
+        "inputs": rng.random((batch_size, *card.input_shape), dtype=np.float32),
+        "labels": rng.integers(0, card.num_classes, batch_size).astype(np.int32),
+    }
+    learner = build_learner(cfg)
+    compiled = compile_steps(learner, "none", 1)
+    state = compiled.put_state(learner.init(jax.random.PRNGKey(0), batch))
+    batch = compiled.put_batch(batch)
+    t = time.perf_counter()
+    state, metrics = compiled.train(state, batch)
+    jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - t
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        state, metrics = compiled.train(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t)
+    step_s = statistics.median(times)
+    return {
+        "model": model,
+        "optimizer": cfg.optimizer,
+        "batch_size": batch_size,
+        "steps": steps,
+        "step_ms": round(step_s * 1e3, 3),
+        "images_per_s": round(batch_size / step_s, 1),
+        "compile_s": round(compile_s, 3),
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "train_step_compiles": compiled.traces["train"],
+    }
+
+
+def cmd_bench(args) -> None:
+    print(json.dumps(bench(args.model, args.batch_size, args.steps, args.optimizer)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="zoo-jax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="the registered models")
+    p.add_argument("--json", action="store_true", help="one JSON object per model")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="a model's card and layer table")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a model; writes a run directory")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", help="mnist | fashion-mnist (default: the model card's)")
+    p.add_argument("--optimizer", help="sgd | nag | rmsprop | adagrad | adadelta | adam | adamax | nadam")
+    p.add_argument("--loss")
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
+    p.add_argument("--epochs", type=int, help="total epochs (with --resume: up to this many)")
+    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--l1", type=float, default=0.0, help="Keras l1 penalty on every kernel")
+    p.add_argument("--l2", type=float, default=0.0, help="Keras l2 penalty on every kernel")
+    p.add_argument("--set", action="append", metavar="KEY=JSON", help="model attribute override")
+    p.add_argument("--devices", type=int, help="number of devices (default: 1, or all with --parallel)")
+    p.add_argument("--parallel", choices=("none", "pmap", "sharded"), default="none")
+    p.add_argument("--nan-policy", choices=("stop", "skip"), default="stop")
+    p.add_argument("--train-limit", type=int, help="use only the first N training examples")
+    p.add_argument("--run-dir", help="where to write (default: runs/MODEL-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--data-dir", help="directory with mnist/ and fashion-mnist/ IDX files")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's latest checkpoint on the test split")
+    p.add_argument("run_dir")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="time the compiled train step; prints one JSON line")
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--optimizer")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ZooError as err:
+        print(f"zoo-jax: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(f"zoo-jax: interrupted: {err}" if str(err) else "zoo-jax: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

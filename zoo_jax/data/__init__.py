@@ -1,0 +1,1 @@
+"""Datasets: real IDX image sets (`vision`), batching and input validation (`pipeline`)."""

@@ -1,0 +1,162 @@
+"""MNIST and Fashion-MNIST from IDX files, verified by SHA-256 before use.
+
+Where the files come from, in order (the first directory that has the dataset wins):
+
+1. `data_dir` (the CLI's `--data-dir`),
+2. `$ZOO_JAX_DATA`,
+3. the user cache, `$XDG_CACHE_HOME/zoo_jax` (default `~/.cache/zoo_jax`),
+4. a download from the official mirrors into the user cache (never in tests).
+
+A directory holds one sub-folder per dataset (`mnist/`, `fashion-mnist/`) with the four
+standard files, gzipped or not (`train-images-idx3-ubyte.gz`, ...). The SHA-256 is checked
+on the *decompressed* bytes, so recompressed copies are accepted and corrupted or truncated
+ones are refused with both hashes named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from zoo_jax.errors import DataError, UnknownNameError
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDataset:
+    name: str
+    mirrors: tuple[str, ...]
+    sha256: dict[str, str]  # file stem -> SHA-256 of the decompressed IDX bytes
+    classes: tuple[str, ...]
+
+
+DATASETS = {
+    "mnist": ImageDataset(
+        name="mnist",
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        sha256={
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        classes=tuple(str(d) for d in range(10)),
+    ),
+    "fashion-mnist": ImageDataset(
+        name="fashion-mnist",
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        sha256={
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        classes=(
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        ),
+    ),
+}
+ALIASES = {"fashion_mnist": "fashion-mnist"}
+SPLITS = {"train": "train", "test": "t10k"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zoo_jax"
+
+
+def search_path(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The directories searched, in order."""
+    dirs = [Path(data_dir)] if data_dir else []
+    if os.environ.get("ZOO_JAX_DATA"):
+        dirs.append(Path(os.environ["ZOO_JAX_DATA"]))
+    return [*dirs, cache_dir()]
+
+
+def parse_idx(raw: bytes, source: str) -> np.ndarray:
+    """Decode IDX bytes (magic 0x0000 0x08 rank, big-endian sizes, uint8 payload)."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{source}: not an IDX file of unsigned bytes")
+    rank = raw[3]
+    header = 4 + 4 * rank
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
+    if len(raw) != header + int(np.prod(shape)):
+        raise DataError(f"{source}: IDX header says {shape}, payload has {len(raw) - header} bytes")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _read_verified(path: Path, expected: str) -> bytes:
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path}: cannot be read ({err})") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != expected:
+        raise DataError(f"{path}: SHA-256 {digest} does not match the expected {expected}")
+    return raw
+
+
+def _find(dataset: ImageDataset, stem: str, dirs: list[Path]) -> Path | None:
+    for d in dirs:
+        for name in (f"{stem}.gz", stem):
+            if (d / dataset.name / name).is_file():
+                return d / dataset.name / name
+    return None
+
+
+def download(dataset: ImageDataset, stem: str) -> Path:
+    """Fetch `stem.gz` from the first mirror that answers into the cache, atomically."""
+    target = cache_dir() / dataset.name / f"{stem}.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for mirror in dataset.mirrors:
+        try:
+            with urllib.request.urlopen(mirror + f"{stem}.gz", timeout=60) as response:
+                payload = response.read()
+        except OSError as err:
+            errors.append(f"{mirror}: {err}")
+            continue
+        fd, tmp = tempfile.mkstemp(dir=target.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        Path(tmp).replace(target)
+        return target
+    raise DataError(
+        f"{dataset.name}/{stem} is not in {', '.join(map(str, search_path()))} and could not "
+        f"be downloaded ({'; '.join(errors)}); pass --data-dir or set ZOO_JAX_DATA"
+    )
+
+
+def load(
+    name: str, split: str, data_dir: str | os.PathLike | None = None, allow_download: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images `(n, 28, 28)` uint8 and labels `(n,)` uint8 of `split` ("train" or "test")."""
+    dataset = DATASETS.get(ALIASES.get(name, name))
+    if dataset is None:
+        raise UnknownNameError("dataset", name, [*DATASETS, *ALIASES])
+    if split not in SPLITS:
+        raise UnknownNameError("split", split, SPLITS)
+    arrays = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        stem = f"{SPLITS[split]}-{kind}"
+        path = _find(dataset, stem, search_path(data_dir))
+        if path is None:
+            if not allow_download:
+                raise DataError(
+                    f"{dataset.name}/{stem} not found in {', '.join(map(str, search_path(data_dir)))}"
+                )
+            path = download(dataset, stem)
+        arrays.append(parse_idx(_read_verified(path, dataset.sha256[stem]), str(path)))
+    images, labels = arrays
+    if len(images) != len(labels):
+        raise DataError(f"{dataset.name} {split}: {len(images)} images but {len(labels)} labels")
+    return images, labels

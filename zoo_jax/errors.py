@@ -1,0 +1,39 @@
+"""Errors users can act on. The CLI prints a `ZooError` as one line and exits 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ZooError(Exception):
+    """Base class: a problem with the user's input, config, data or files (not a bug)."""
+
+
+class UnknownNameError(ZooError, KeyError):
+    """A model, dataset, optimizer, loss or option name that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        super().__init__(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class InputError(ZooError, ValueError):
+    """Arrays that do not match what the model declares (rank, layout, dtype, range)."""
+
+
+class DataError(ZooError):
+    """A dataset file that is missing, truncated or fails its checksum."""
+
+
+class CheckpointError(ZooError):
+    """A checkpoint that is missing, corrupted, or was written for another config."""
+
+
+class NonFiniteError(ZooError):
+    """Training produced a non-finite loss or gradient (NaN policy 'stop')."""

@@ -1,0 +1,49 @@
+"""Feed-forward networks: the multilayer perceptron / deep feed-forward net.
+
+Chart nodes: `feed_forward` (one hidden layer), `deep_feed_forward` (two or more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import flax.linen as nn
+import jax
+
+from zoo_jax import activations
+
+
+class MLP(nn.Module):
+    """Multilayer perceptron: Dense → activation → dropout per hidden layer, Dense readout.
+
+    Reference: Rumelhart, Hinton & Williams, "Learning representations by back-propagating
+    errors", Nature 323 (1986), doi:10.1038/323533a0; configured as the MNIST classifier of
+    Atienza, *Advanced Deep Learning with Keras* (2018), ch. 1 (seed `003_…`, Fig. 1.3.3).
+
+    Convention: Keras `Dense` defaults (Glorot-uniform kernels, zero biases). The readout
+    returns logits; the softmax of the Keras model is folded into the cross-entropy loss.
+
+    Input: `(batch, *features)` floats, flattened to `(batch, prod(features))`.
+    Output: `(batch, num_classes)` logits.
+    """
+
+    hidden: Sequence[int] = (256, 256)
+    num_classes: int = 10
+    activation: str = "relu"
+    dropout: float = 0.45
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        dense = partial(nn.Dense, kernel_init=nn.initializers.glorot_uniform())
+        act = activations.get(self.activation)
+        x = x.reshape((x.shape[0], -1))
+        for width in self.hidden:
+            x = act(dense(width)(x))
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return dense(self.num_classes)(x)
+
+
+# The seed's classifier: 784-256-256-10, ReLU, dropout 0.45 (269,322 parameters).
+SeedMLP = partial(MLP, hidden=(256, 256), dropout=0.45)
+TinyMLP = partial(MLP, hidden=(16,), dropout=0.0)

@@ -1,0 +1,408 @@
+"""`fit` and `evaluate_run`: epochs, progress, metrics files, checkpoints, resume, NaN policy.
+
+A run directory holds `config.json`, `metrics.jsonl` (one line per epoch), `summary.json`,
+`curves.png` (with matplotlib) and `checkpoints/` (orbax). Given the same config and seed a
+run is bitwise reproducible on CPU, and `resume=True` continues it exactly: the data order of
+epoch `e` is drawn from `fold_in(data_key, e)`, the step key from `fold_in(state.rng, step)`,
+and a resumed run skips the batches of the interrupted epoch it already consumed.
+
+The host reads metrics back every `log_every` steps, not every step, so the device queue
+never drains. Non-finite steps are skipped inside the step (see `GradientLearner`); the
+policy decides what the host does on seeing one: `stop` (default) raises `NonFiniteError`,
+`skip` counts it and goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from zoo_jax import losses, optim, registry
+from zoo_jax.data import pipeline, vision
+from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
+from zoo_jax.learners import LEARNERS
+from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
+from zoo_jax.train.steps import compile_steps
+
+NAN_POLICIES = ("stop", "skip")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """What to train and how. `None` fields take the model card's default."""
+
+    model: str
+    dataset: str | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    loss: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    l1: float = 0.0
+    l2: float = 0.0
+    model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    devices: int | None = None
+    parallel: str = "none"
+    nan_policy: str = "stop"
+    train_limit: int | None = None  # use the first N training examples (quick runs)
+    test_limit: int | None = None
+    data_dir: str | None = None
+    keep_checkpoints: int = 3
+    log_every: int = 50
+
+    def resolved(self) -> RunConfig:
+        card = registry.get_card(self.model)
+        pick = lambda value, default: default if value is None else value
+        cfg = dataclasses.replace(
+            self,
+            dataset=pick(self.dataset, card.dataset),
+            optimizer=pick(self.optimizer, card.optimizer),
+            learning_rate=pick(self.learning_rate, card.learning_rate),
+            loss=pick(self.loss, card.loss),
+            epochs=pick(self.epochs, card.epochs),
+            batch_size=pick(self.batch_size, card.batch_size),
+        )
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        if self.nan_policy not in NAN_POLICIES:
+            raise ZooError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.l1 < 0 or self.l2 < 0:
+            raise ZooError("l1 and l2 must be >= 0")
+        losses.get(self.loss)
+        optim.defaults(self.optimizer)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a checkpoint must agree on to be resumed (not epochs, devices, ...)."""
+        keys = ("model", "model_overrides", "dataset", "optimizer", "learning_rate", "loss",
+                "l1", "l2", "batch_size", "seed", "train_limit")
+        return json.loads(json.dumps({k: getattr(self, k) for k in keys}))
+
+
+def build_learner(cfg: RunConfig):
+    card = registry.get_card(cfg.model)
+    model = registry.get_model(cfg.model, **cfg.model_overrides)
+    tx = optim.make(cfg.optimizer, learning_rate=cfg.learning_rate)
+    return LEARNERS[card.learner](model, loss=cfg.loss, optimizer=tx, l1=cfg.l1, l2=cfg.l2)
+
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def load_data(cfg: RunConfig) -> Arrays:
+    """Train and test arrays of the config's dataset, shaped for its model, validated."""
+    card = registry.get_card(cfg.model)
+    arrays = []
+    for split, limit in (("train", cfg.train_limit), ("test", cfg.test_limit)):
+        images, labels = vision.load(cfg.dataset, split, cfg.data_dir)
+        images, labels = images[:limit], labels[:limit]
+        arrays += [pipeline.images_to_inputs(images, card.input_shape), labels.astype(np.int32)]
+    return check_data(cfg, tuple(arrays))
+
+
+def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
+    card = registry.get_card(cfg.model)
+    num_classes = cfg.model_overrides.get("num_classes", card.num_classes)
+    x_train, y_train, x_test, y_test = data
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        pipeline.validate_inputs(x, card.input_shape, card.input_layout)
+        pipeline.validate_labels(y, num_classes, len(x))
+    if len(x_train) < cfg.batch_size:
+        raise InputError(f"{len(x_train)} training examples cannot fill one batch of {cfg.batch_size}")
+    return data
+
+
+class _StopSignal:
+    """Turns SIGINT / SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _evaluate(steps, state, x, y, batch_size: int) -> dict[str, float]:
+    totals = None
+    for batch in pipeline.eval_batches(x, y, batch_size):
+        sums = steps.evaluate(state, steps.put_batch(batch))
+        totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+    totals = jax.device_get(totals)
+    count = float(totals["count"])
+    return {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count}
+
+
+def _eval_batch_size(num_devices: int) -> int:
+    return num_devices * -(-1000 // num_devices)
+
+
+def _scalar(x) -> float:
+    return float(np.asarray(x).reshape(-1)[0])  # pmap returns one (equal) copy per device
+
+
+def _plot(run_dir: Path, curve: list[tuple[int, float]], epochs: list[dict], title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.plot([s for s, _ in curve], [v for _, v in curve], lw=1)
+    ax1.set(xlabel="step", ylabel="training loss", yscale="log", title=title)
+    ax2.plot([e["epoch"] for e in epochs], [e["test_accuracy"] for e in epochs], "o-", label="test")
+    ax2.plot([e["epoch"] for e in epochs], [e["train_accuracy"] for e in epochs], "s--", label="train")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "curves.png", dpi=110)
+    plt.close(fig)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def fit(
+    config: RunConfig,
+    run_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    data: Arrays | None = None,
+    progress: bool | None = None,
+    log=None,
+) -> dict[str, Any]:
+    """Train `config.model`, evaluate on the test split each epoch; return the summary.
+
+    `data` (x_train, y_train, x_test, y_test) replaces the dataset files (validated the same
+    way). `run_dir=None` trains without writing anything. `log` receives one line per epoch
+    (default: stderr).
+    """
+    cfg = config.resolved()
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    progress = sys.stderr.isatty() if progress is None else progress
+    x_train, y_train, x_test, y_test = check_data(cfg, data) if data is not None else load_data(cfg)
+
+    learner = build_learner(cfg)
+    steps = compile_steps(learner, cfg.parallel, cfg.devices)
+    if cfg.batch_size % steps.num_devices:
+        raise ZooError(f"batch size {cfg.batch_size} is not divisible by {steps.num_devices} devices")
+    init_key, data_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
+    state = learner.init(init_key, {"inputs": x_train[: cfg.batch_size]})
+
+    run_path = Path(run_dir) if run_dir is not None else None
+    ckpt = None
+    if run_path is not None:
+        run_path.mkdir(parents=True, exist_ok=True)
+        ckpt = Checkpointer(run_path / "checkpoints", cfg.keep_checkpoints)
+        meta = {"config": dataclasses.asdict(cfg), "identity": cfg.identity(), "versions": versions()}
+        if resume:
+            if ckpt.latest_step() is None:
+                raise CheckpointError(f"--resume: no checkpoint in {run_path / 'checkpoints'}")
+            diff = config_difference(ckpt.read_meta().get("identity", {}), cfg.identity())
+            if diff:
+                raise CheckpointError(
+                    f"--resume refused: the checkpoint in {run_path} was written for another "
+                    f"config ({'; '.join(diff)})"
+                )
+            state, _ = ckpt.restore(jax.tree.map(np.asarray, state))
+        elif ckpt.latest_step() is not None:
+            raise CheckpointError(
+                f"{run_path} already holds checkpoints: pass --resume to continue, or choose "
+                "another --run-dir"
+            )
+        (run_path / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+
+    n = len(x_train)
+    per_epoch = n // cfg.batch_size
+    total_steps = cfg.epochs * per_epoch
+    step = int(state.step)
+    epoch_log: list[dict] = []
+    if resume and run_path is not None and (run_path / "metrics.jsonl").exists():
+        epoch_log = [json.loads(line) for line in (run_path / "metrics.jsonl").read_text().splitlines()]
+        epoch_log = [e for e in epoch_log if e["step"] <= step]
+    curve: list[tuple[int, float]] = []
+    skipped = 0
+    compile_s = None
+    train_time, train_images = 0.0, 0
+    eval_bs = _eval_batch_size(steps.num_devices)
+    t_run = time.perf_counter()
+    dev_state = steps.put_state(state)
+
+    def save(at_step: int) -> None:
+        if ckpt is not None:
+            ckpt.save(at_step, steps.get_state(dev_state), meta)
+
+    with _StopSignal() as stop, _progress(progress) as bar:
+        task = bar.add_task(cfg.model, total=total_steps, completed=step, stats="")
+        for epoch in range(step // per_epoch, cfg.epochs):
+            order = pipeline.epoch_order(data_key, epoch, n)
+            pending: list[dict] = []
+            sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
+            t_epoch = time.perf_counter()
+            for batch in pipeline.train_batches(x_train, y_train, cfg.batch_size, order, step % per_epoch):
+                dev_state, metrics = steps.train(dev_state, steps.put_batch(batch))
+                step += 1
+                pending.append(metrics)
+                if compile_s is None:  # the first step includes compilation: time it apart
+                    jax.block_until_ready(metrics)
+                    compile_s = time.perf_counter() - t_epoch
+                    t_epoch = time.perf_counter()
+                    skip_first = True
+                else:
+                    skip_first = False
+                end_of_epoch = step % per_epoch == 0
+                if len(pending) >= cfg.log_every or end_of_epoch or stop.received:
+                    for i, m in enumerate(jax.device_get(pending)):
+                        at = step - len(pending) + i + 1
+                        if not bool(np.all(m["finite"])):
+                            if cfg.nan_policy == "stop":
+                                if ckpt is not None:
+                                    ckpt.wait()
+                                raise NonFiniteError(
+                                    f"non-finite loss or gradient at step {at} (epoch {epoch + 1}); "
+                                    "the update was not applied. Lower the learning rate, or "
+                                    "pass --nan-policy skip to skip such updates"
+                                )
+                            skipped += 1
+                            continue
+                        loss, acc = _scalar(m["loss"]), _scalar(m["accuracy"])
+                        sums["loss"] += loss
+                        sums["accuracy"] += acc
+                        sums["count"] += 1
+                        curve.append((at, loss))
+                    images = len(pending) * cfg.batch_size - (cfg.batch_size if skip_first else 0)
+                    train_images += images
+                    pending = []
+                    mean = lambda k: sums[k] / max(sums["count"], 1)
+                    bar.update(task, completed=step, stats=f"loss {mean('loss'):.4f} acc {mean('accuracy'):.4f}")
+                if stop.received:
+                    save(step)
+                    if ckpt is not None:
+                        ckpt.close()
+                    raise KeyboardInterrupt(
+                        f"stopped by signal {stop.received} at step {step}; checkpoint saved"
+                    )
+            train_time += time.perf_counter() - t_epoch
+            test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
+            record = {
+                "epoch": epoch + 1,
+                "step": step,
+                "train_loss": sums["loss"] / max(sums["count"], 1),
+                "train_accuracy": sums["accuracy"] / max(sums["count"], 1),
+                "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"],
+                "images_per_s": train_images / train_time if train_time else None,
+                "wall_s": time.perf_counter() - t_run,
+            }
+            epoch_log.append(record)
+            log(
+                f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
+                f"acc {record['train_accuracy']:.4f} | test loss {test['loss']:.4f} "
+                f"acc {test['accuracy']:.4f}"
+            )
+            if run_path is not None:
+                with open(run_path / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            save(step)
+
+    final_state = steps.get_state(dev_state)
+    if not epoch_log:  # resumed a finished run: evaluate what was restored
+        test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
+        epoch_log.append({"epoch": cfg.epochs, "step": step, "test_loss": test["loss"],
+                          "test_accuracy": test["accuracy"], "train_loss": None,
+                          "train_accuracy": None})
+    if ckpt is not None:
+        ckpt.close()
+    last = epoch_log[-1]
+    summary = {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "optimizer": cfg.optimizer,
+        "learning_rate": cfg.learning_rate or optim.defaults(cfg.optimizer)["learning_rate"],
+        "loss": cfg.loss,
+        "epochs": cfg.epochs,
+        "steps": step,
+        "batch_size": cfg.batch_size,
+        "params": registry.count_params(learner.model, registry.get_card(cfg.model).input_shape),
+        "train": {"loss": last["train_loss"], "accuracy": last["train_accuracy"]},
+        "test": {"loss": last["test_loss"], "accuracy": last["test_accuracy"]},
+        "wall_s": time.perf_counter() - t_run,
+        "compile_s": compile_s,
+        "images_per_s": train_images / train_time if train_time else None,
+        "skipped_updates": skipped,
+        "train_step_compiles": steps.traces["train"],
+        "devices": steps.num_devices,
+        "parallel": cfg.parallel,
+        "device_kind": jax.devices()[0].device_kind,
+        "backend": jax.default_backend(),
+        "versions": versions(),
+        "config": dataclasses.asdict(cfg),
+        "history": epoch_log,
+    }
+    if run_path is not None:
+        (run_path / "summary.json").write_text(json.dumps(summary, indent=2))
+        _plot(run_path, curve, [e for e in epoch_log if e.get("train_accuracy") is not None], cfg.model)
+    summary["state"] = final_state
+    return summary
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dict[str, Any]:
+    """Restore the latest checkpoint of `run_dir` and evaluate it on the test split."""
+    run_path = Path(run_dir)
+    config_file = run_path / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{run_path} is not a run directory (no config.json)")
+    fields = json.loads(config_file.read_text())
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    cfg = RunConfig(**{k: v for k, v in fields.items() if k in known})
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    cfg = cfg.resolved()
+    x_train, _, x_test, y_test = load_data(dataclasses.replace(cfg, train_limit=cfg.batch_size))
+    learner = build_learner(cfg)
+    steps = compile_steps(learner, "none", 1)
+    abstract = learner.init(jax.random.PRNGKey(0), {"inputs": x_train[: cfg.batch_size]})
+    ckpt = Checkpointer(run_path / "checkpoints")
+    state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
+    ckpt.close()
+    test = _evaluate(steps, steps.put_state(state), x_test, y_test, _eval_batch_size(1))
+    return {"run_dir": str(run_path), "model": cfg.model, "dataset": cfg.dataset,
+            "step": meta["step"], "test": test}
