@@ -11,15 +11,26 @@ import jax
 
 from zoo_jax.train.checkpoint import versions
 
+__all__ = ["device", "git_commit", "read_rows", "result_row", "versions", "write_rows"]
+
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, cwd=Path(__file__).parent).stdout
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout
         return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -38,10 +49,23 @@ def result_row(experiment: str, row: str, summary: dict, reference: dict, notes:
         "row": row,
         "model": summary["model"],
         "dataset": summary["dataset"],
-        "config": {k: cfg[k] for k in ("optimizer", "learning_rate", "loss", "epochs",
-                                        "batch_size", "seed", "l1", "l2", "model_overrides",
-                                        "train_limit", "test_limit")}
-                  | {"steps": summary["steps"], "params": summary["params"]},
+        "config": {
+            k: cfg[k]
+            for k in (
+                "optimizer",
+                "learning_rate",
+                "loss",
+                "epochs",
+                "batch_size",
+                "seed",
+                "l1",
+                "l2",
+                "model_overrides",
+                "train_limit",
+                "test_limit",
+            )
+        }
+        | {"steps": summary["steps"], "params": summary["params"]},
         "metrics": {
             "test_accuracy": summary["test"]["accuracy"],
             "test_loss": summary["test"]["loss"],

@@ -1,6 +1,6 @@
 """Generate `experiments/RESULTS.md` from the JSON result files (never typed by hand).
 
-    python -m experiments.report
+python -m experiments.report
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from experiments import common
 
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
+README = Path(__file__).parents[1] / "README.md"
 
 
 def _pct(x) -> str:
@@ -29,6 +30,27 @@ def _config(row: dict) -> str:
     return ", ".join(parts)
 
 
+def _bench_table(rows: list[dict]) -> list[str]:
+    out = [
+        "Train-step throughput at the same batch, zoo_jax `jax.jit` vs PyTorch eager, timed in",
+        "alternating rounds in one process (`python -m experiments.bench_vs_torch`).",
+        "",
+        "| model | optimizer | batch | zoo_jax ms/step | torch ms/step | zoo_jax img/s | "
+        "torch img/s | ratio | target | device |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        met = "met" if m["ratio"] >= r["reference"]["target_ratio"] else "**missed**"
+        out.append(
+            f"| {r['model']} | {r['config']['optimizer']} | {r['config']['batch_size']} | "
+            f"{m['zoo_jax_step_ms']} | {m['torch_step_ms']} | {m['zoo_jax_images_per_s']:,.0f} | "
+            f"{m['torch_images_per_s']:,.0f} | **{m['ratio']:.2f}×** | "
+            f"≥ {r['reference']['target_ratio']}× ({met}) | {r['device']} |"
+        )
+    return [*out, ""]
+
+
 def render(rows: list[dict]) -> str:
     by_exp = defaultdict(list)
     for row in rows:
@@ -43,9 +65,14 @@ def render(rows: list[dict]) -> str:
     ]
     for exp, exp_rows in sorted(by_exp.items()):
         out += [f"## {exp}", ""]
-        out += ["| row | model | config | params | train (ours / ref) | test ours | test ref | Δ | "
-                "reference | wall s | device |",
-                "|---|---|---|---:|---|---:|---:|---:|---|---:|---|"]
+        if exp == "bench_vs_torch":
+            out += _bench_table(exp_rows)
+            continue
+        out += [
+            "| row | model | config | params | train (ours / ref) | test ours | test ref | Δ | "
+            "reference | wall s | device |",
+            "|---|---|---|---:|---|---:|---:|---:|---|---:|---|",
+        ]
         for r in exp_rows:
             m, ref = r["metrics"], r["reference"]
             delta = 100 * (m["test_accuracy"] - ref["test_accuracy"])
@@ -60,8 +87,31 @@ def render(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def replace_block(text: str, name: str, body: str) -> str:
+    """Replace what stands between `<!-- BEGIN name -->` and `<!-- END name -->`."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
+def readme_blocks(rows: list[dict]) -> dict[str, str]:
+    from zoo_jax.cli import _models_table
+
+    bench = [r for r in rows if r["experiment"] == "bench_vs_torch"]
+    return {
+        "zoo-table": _models_table("markdown"),
+        "bench": "\n".join(_bench_table(bench)[3:]).strip() if bench else "(not measured yet)",
+    }
+
+
 def write() -> Path:
-    RESULTS_MD.write_text(render(common.read_rows(common.RESULTS_DIR)))
+    rows = common.read_rows(common.RESULTS_DIR)
+    RESULTS_MD.write_text(render(rows))
+    text = README.read_text()
+    for name, body in readme_blocks(rows).items():
+        text = replace_block(text, name, body)
+    README.write_text(text)
     return RESULTS_MD
 
 

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _models_table(as_json: bool) -> str:
+def _models_table(fmt: str) -> str:
     rows = [
         {
             "name": card.name,
@@ -35,18 +35,29 @@ def _models_table(as_json: bool) -> str:
         }
         for card in (registry.get_card(n) for n in registry.list_models())
     ]
-    if as_json:
+    if fmt == "json":
         return json.dumps(rows, indent=2)
+    if fmt == "markdown":
+        lines = [
+            "| model | family | chart node | parameters | reference |",
+            "|---|---|---|---:|---|",
+        ]
+        lines += [
+            f"| `{r['name']}` | {r['family']} | `{r['chart_node']}` | {r['params']:,} | {r['reference']} |"
+            for r in rows
+        ]
+        return "\n".join(lines)
     width = max(len(r["name"]) for r in rows)
     lines = [f"{'name':<{width}}  {'family':<13} {'params':>10}  reference"]
     lines += [
-        f"{r['name']:<{width}}  {r['family']:<13} {r['params']:>10,}  {r['reference']}" for r in rows
+        f"{r['name']:<{width}}  {r['family']:<13} {r['params']:>10,}  {r['reference']}"
+        for r in rows
     ]
     return "\n".join(lines)
 
 
 def cmd_list(args) -> None:
-    print(_models_table(args.json))
+    print(_models_table("json" if args.json else "markdown" if args.markdown else "text"))
 
 
 def cmd_info(args) -> None:
@@ -61,7 +72,9 @@ def cmd_info(args) -> None:
     count = registry.count_params(args.name)
     print(f"{'params':>14}: {count:,} (trainable parameters only)")
     x = jnp.zeros((1, *card.input_shape), jnp.float32)
-    print(model.tabulate(jax.random.PRNGKey(0), x, compute_flops=True, console_kwargs={"width": 120}))
+    print(
+        model.tabulate(jax.random.PRNGKey(0), x, compute_flops=True, console_kwargs={"width": 120})
+    )
 
 
 def _run_config(args):
@@ -73,7 +86,9 @@ def _run_config(args):
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise ZooError(f"--set {item!r}: value must be JSON (e.g. dropout=0.4, hidden=[512,512])") from None
+            raise ZooError(
+                f"--set {item!r}: value must be JSON (e.g. dropout=0.4, hidden=[512,512])"
+            ) from None
         if isinstance(overrides[key], list):
             overrides[key] = tuple(overrides[key])
     return RunConfig(
@@ -103,16 +118,20 @@ def cmd_train(args) -> None:
     registry.get_model(cfg.model, **cfg.model_overrides)  # unknown names fail before data loads
     run_dir = args.run_dir or f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = fit(cfg, run_dir, resume=args.resume)
-    print(json.dumps({
-        "run_dir": run_dir,
-        "model": summary["model"],
-        "dataset": summary["dataset"],
-        "steps": summary["steps"],
-        "test_accuracy": summary["test"]["accuracy"],
-        "test_loss": summary["test"]["loss"],
-        "images_per_s": summary["images_per_s"],
-        "wall_s": round(summary["wall_s"], 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "run_dir": run_dir,
+                "model": summary["model"],
+                "dataset": summary["dataset"],
+                "steps": summary["steps"],
+                "test_accuracy": summary["test"]["accuracy"],
+                "test_loss": summary["test"]["loss"],
+                "images_per_s": summary["images_per_s"],
+                "wall_s": round(summary["wall_s"], 2),
+            }
+        )
+    )
 
 
 def cmd_evaluate(args) -> None:
@@ -121,8 +140,13 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(evaluate_run(args.run_dir, args.data_dir)))
 
 
-def bench(model: str, batch_size: int = 128, steps: int = 50, optimizer: str | None = None,
-          overrides: dict | None = None) -> dict:
+def bench(
+    model: str,
+    batch_size: int = 128,
+    steps: int = 50,
+    optimizer: str | None = None,
+    overrides: dict | None = None,
+) -> dict:
     """Time the compiled train step of `model` on random data: median ms / step, images/s."""
     import jax
     import numpy as np
@@ -130,8 +154,9 @@ def bench(model: str, batch_size: int = 128, steps: int = 50, optimizer: str | N
     from zoo_jax.train.loop import RunConfig, build_learner
     from zoo_jax.train.steps import compile_steps
 
-    cfg = RunConfig(model=model, optimizer=optimizer, batch_size=batch_size,
-                    model_overrides=overrides or {}).resolved()
+    cfg = RunConfig(
+        model=model, optimizer=optimizer, batch_size=batch_size, model_overrides=overrides or {}
+    ).resolved()
     if steps < 3:
         raise ZooError("--steps must be >= 3")
     card = registry.get_card(model)
@@ -179,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="the registered models")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
+    p.add_argument("--markdown", action="store_true", help="the README's zoo table")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="a model's card and layer table")
@@ -188,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model; writes a run directory")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", help="mnist | fashion-mnist (default: the model card's)")
-    p.add_argument("--optimizer", help="sgd | nag | rmsprop | adagrad | adadelta | adam | adamax | nadam")
+    p.add_argument(
+        "--optimizer", help="sgd | nag | rmsprop | adagrad | adadelta | adam | adamax | nadam"
+    )
     p.add_argument("--loss")
     p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
     p.add_argument("--epochs", type=int, help="total epochs (with --resume: up to this many)")
@@ -197,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l1", type=float, default=0.0, help="Keras l1 penalty on every kernel")
     p.add_argument("--l2", type=float, default=0.0, help="Keras l2 penalty on every kernel")
     p.add_argument("--set", action="append", metavar="KEY=JSON", help="model attribute override")
-    p.add_argument("--devices", type=int, help="number of devices (default: 1, or all with --parallel)")
+    p.add_argument(
+        "--devices", type=int, help="number of devices (default: 1, or all with --parallel)"
+    )
     p.add_argument("--parallel", choices=("none", "pmap", "sharded"), default="none")
     p.add_argument("--nan-policy", choices=("stop", "skip"), default="stop")
     p.add_argument("--train-limit", type=int, help="use only the first N training examples")
@@ -228,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo-jax: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"zoo-jax: interrupted: {err}" if str(err) else "zoo-jax: interrupted", file=sys.stderr)
-        return 130
+        print(
+            f"zoo-jax: interrupted: {err}" if str(err) else "zoo-jax: interrupted", file=sys.stderr
+        )
+        return 128 + getattr(err, "signum", 2)
     return 0
 
 

@@ -112,7 +112,7 @@ class GradientLearner:
         grads = _mean(grads, axis_name)
         model_state = _mean(model_state, axis_name)
         data_loss = _mean(data_loss, axis_name)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
 

@@ -13,6 +13,7 @@ loss, epochs, batch size). Overrides passed to `get_model` become module attribu
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -146,4 +147,4 @@ def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | 
         raise ZooError("count_params needs input_shape for a model instance")
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
-    return sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(variables.get("params", {})))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(variables.get("params", {})))

@@ -81,9 +81,7 @@ def train_batches(
         yield {"inputs": x[idx], "labels": y[idx].astype(np.int32)}
 
 
-def eval_batches(
-    x: np.ndarray, y: np.ndarray, batch_size: int
-) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
     """All examples in order; the last batch is padded and its padding weighted 0."""
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size].astype(np.int32)

@@ -5,7 +5,8 @@ Where the files come from, in order (the first directory that has the dataset wi
 1. `data_dir` (the CLI's `--data-dir`),
 2. `$ZOO_JAX_DATA`,
 3. the user cache, `$XDG_CACHE_HOME/zoo_jax` (default `~/.cache/zoo_jax`),
-4. a download from the official mirrors into the user cache (never in tests).
+4. a download from the official mirrors into the user cache, unless `$ZOO_JAX_OFFLINE` is
+   set (the test suite sets it: tests never download).
 
 A directory holds one sub-folder per dataset (`mnist/`, `fashion-mnist/`) with the four
 standard files, gzipped or not (`train-images-idx3-ubyte.gz`, ...). The SHA-256 is checked
@@ -61,8 +62,16 @@ DATASETS = {
             "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
         classes=(
-            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
     ),
 }
@@ -150,7 +159,7 @@ def load(
         stem = f"{SPLITS[split]}-{kind}"
         path = _find(dataset, stem, search_path(data_dir))
         if path is None:
-            if not allow_download:
+            if not allow_download or os.environ.get("ZOO_JAX_OFFLINE"):
                 raise DataError(
                     f"{dataset.name}/{stem} not found in {', '.join(map(str, search_path(data_dir)))}"
                 )

@@ -39,7 +39,9 @@ def config_difference(saved: dict, current: dict) -> list[str]:
     """Lines `key: saved → current` for every key whose value differs."""
     keys = sorted(set(saved) | set(current))
     return [
-        f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)
+        f"{k}: {saved.get(k)!r} -> {current.get(k)!r}"
+        for k in keys
+        if saved.get(k) != current.get(k)
     ]
 
 

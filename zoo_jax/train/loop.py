@@ -89,8 +89,19 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields a checkpoint must agree on to be resumed (not epochs, devices, ...)."""
-        keys = ("model", "model_overrides", "dataset", "optimizer", "learning_rate", "loss",
-                "l1", "l2", "batch_size", "seed", "train_limit")
+        keys = (
+            "model",
+            "model_overrides",
+            "dataset",
+            "optimizer",
+            "learning_rate",
+            "loss",
+            "l1",
+            "l2",
+            "batch_size",
+            "seed",
+            "train_limit",
+        )
         return json.loads(json.dumps({k: getattr(self, k) for k in keys}))
 
 
@@ -123,8 +134,20 @@ def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
         pipeline.validate_inputs(x, card.input_shape, card.input_layout)
         pipeline.validate_labels(y, num_classes, len(x))
     if len(x_train) < cfg.batch_size:
-        raise InputError(f"{len(x_train)} training examples cannot fill one batch of {cfg.batch_size}")
+        raise InputError(
+            f"{len(x_train)} training examples cannot fill one batch of {cfg.batch_size}"
+        )
     return data
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT / SIGTERM after saving a checkpoint of the current step."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(
+            f"stopped by signal {signum} at step {step}; checkpoint saved, --resume continues"
+        )
+        self.signum = signum
 
 
 class _StopSignal:
@@ -178,7 +201,9 @@ def _plot(run_dir: Path, curve: list[tuple[int, float]], epochs: list[dict], tit
     ax1.plot([s for s, _ in curve], [v for _, v in curve], lw=1)
     ax1.set(xlabel="step", ylabel="training loss", yscale="log", title=title)
     ax2.plot([e["epoch"] for e in epochs], [e["test_accuracy"] for e in epochs], "o-", label="test")
-    ax2.plot([e["epoch"] for e in epochs], [e["train_accuracy"] for e in epochs], "s--", label="train")
+    ax2.plot(
+        [e["epoch"] for e in epochs], [e["train_accuracy"] for e in epochs], "s--", label="train"
+    )
     ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax2.legend()
     fig.tight_layout()
@@ -187,7 +212,13 @@ def _plot(run_dir: Path, curve: list[tuple[int, float]], epochs: list[dict], tit
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -223,7 +254,9 @@ def fit(
     learner = build_learner(cfg)
     steps = compile_steps(learner, cfg.parallel, cfg.devices)
     if cfg.batch_size % steps.num_devices:
-        raise ZooError(f"batch size {cfg.batch_size} is not divisible by {steps.num_devices} devices")
+        raise ZooError(
+            f"batch size {cfg.batch_size} is not divisible by {steps.num_devices} devices"
+        )
     init_key, data_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
     state = learner.init(init_key, {"inputs": x_train[: cfg.batch_size]})
 
@@ -232,7 +265,11 @@ def fit(
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
         ckpt = Checkpointer(run_path / "checkpoints", cfg.keep_checkpoints)
-        meta = {"config": dataclasses.asdict(cfg), "identity": cfg.identity(), "versions": versions()}
+        meta = {
+            "config": dataclasses.asdict(cfg),
+            "identity": cfg.identity(),
+            "versions": versions(),
+        }
         if resume:
             if ckpt.latest_step() is None:
                 raise CheckpointError(f"--resume: no checkpoint in {run_path / 'checkpoints'}")
@@ -256,7 +293,9 @@ def fit(
     step = int(state.step)
     epoch_log: list[dict] = []
     if resume and run_path is not None and (run_path / "metrics.jsonl").exists():
-        epoch_log = [json.loads(line) for line in (run_path / "metrics.jsonl").read_text().splitlines()]
+        epoch_log = [
+            json.loads(line) for line in (run_path / "metrics.jsonl").read_text().splitlines()
+        ]
         epoch_log = [e for e in epoch_log if e["step"] <= step]
     curve: list[tuple[int, float]] = []
     skipped = 0
@@ -277,7 +316,9 @@ def fit(
             pending: list[dict] = []
             sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
             t_epoch = time.perf_counter()
-            for batch in pipeline.train_batches(x_train, y_train, cfg.batch_size, order, step % per_epoch):
+            for batch in pipeline.train_batches(
+                x_train, y_train, cfg.batch_size, order, step % per_epoch
+            ):
                 dev_state, metrics = steps.train(dev_state, steps.put_batch(batch))
                 step += 1
                 pending.append(metrics)
@@ -311,15 +352,17 @@ def fit(
                     images = len(pending) * cfg.batch_size - (cfg.batch_size if skip_first else 0)
                     train_images += images
                     pending = []
-                    mean = lambda k: sums[k] / max(sums["count"], 1)
-                    bar.update(task, completed=step, stats=f"loss {mean('loss'):.4f} acc {mean('accuracy'):.4f}")
+                    count = max(sums["count"], 1)
+                    bar.update(
+                        task,
+                        completed=step,
+                        stats=f"loss {sums['loss'] / count:.4f} acc {sums['accuracy'] / count:.4f}",
+                    )
                 if stop.received:
                     save(step)
                     if ckpt is not None:
                         ckpt.close()
-                    raise KeyboardInterrupt(
-                        f"stopped by signal {stop.received} at step {step}; checkpoint saved"
-                    )
+                    raise Interrupted(stop.received, step)
             train_time += time.perf_counter() - t_epoch
             test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
             record = {
@@ -346,9 +389,16 @@ def fit(
     final_state = steps.get_state(dev_state)
     if not epoch_log:  # resumed a finished run: evaluate what was restored
         test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
-        epoch_log.append({"epoch": cfg.epochs, "step": step, "test_loss": test["loss"],
-                          "test_accuracy": test["accuracy"], "train_loss": None,
-                          "train_accuracy": None})
+        epoch_log.append(
+            {
+                "epoch": cfg.epochs,
+                "step": step,
+                "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"],
+                "train_loss": None,
+                "train_accuracy": None,
+            }
+        )
     if ckpt is not None:
         ckpt.close()
     last = epoch_log[-1]
@@ -379,7 +429,12 @@ def fit(
     }
     if run_path is not None:
         (run_path / "summary.json").write_text(json.dumps(summary, indent=2))
-        _plot(run_path, curve, [e for e in epoch_log if e.get("train_accuracy") is not None], cfg.model)
+        _plot(
+            run_path,
+            curve,
+            [e for e in epoch_log if e.get("train_accuracy") is not None],
+            cfg.model,
+        )
     summary["state"] = final_state
     return summary
 
@@ -404,5 +459,10 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dic
     state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
     ckpt.close()
     test = _evaluate(steps, steps.put_state(state), x_test, y_test, _eval_batch_size(1))
-    return {"run_dir": str(run_path), "model": cfg.model, "dataset": cfg.dataset,
-            "step": meta["step"], "test": test}
+    return {
+        "run_dir": str(run_path),
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "step": meta["step"],
+        "test": test,
+    }

@@ -117,7 +117,9 @@ def compile_steps(
             donate_argnums=0,
         )
         evaluate = jax.pmap(
-            guard(partial(eval_step, learner, axis_name=axis), "evaluate"), axis_name=axis, devices=devs
+            guard(partial(eval_step, learner, axis_name=axis), "evaluate"),
+            axis_name=axis,
+            devices=devs,
         )
         evaluate_first = lambda state, batch: _first_replica(evaluate(state, batch))
 

@@ -1,0 +1,56 @@
+"""The CPU lowerings in layers.py equal XLA's convolution and Flax's pooling, values and grads."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from zoo_jax.models import layers
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "size"), [(3, 1, 9), (5, 1, 8), (3, 2, 9), (7, 2, 16), (1, 1, 5)]
+)
+def test_im2col_equals_xla_convolution(padding, kernel, stride, size):
+    kx, kw = jax.random.split(jax.random.PRNGKey(kernel * 10 + stride))
+    x = jax.random.normal(kx, (2, size, size + 1, 3))
+    w = jax.random.normal(kw, (kernel, kernel, 3, 4))
+    ref = lambda x, w: lax.conv_general_dilated(
+        x, w, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    ours = lambda x, w: layers.conv2d_im2col(x, w, (stride, stride), padding)
+    np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+    g_ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(ours(x, w))), argnums=(0, 1))(x, w)
+    g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), argnums=(0, 1))(x, w)
+    for a, b in zip(g_ours, g_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_has_nn_conv_parameters_and_values():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+    ours = layers.Conv2D(5, (3, 3), padding="SAME", implementation="im2col")
+    ref = nn.Conv(5, (3, 3), padding="SAME")
+    variables = ref.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+        jnp.shape, variables
+    )
+    np.testing.assert_allclose(
+        ours.apply(variables, x), ref.apply(variables, x), rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+@pytest.mark.parametrize("size", [7, 8, 11])
+def test_max_pool_equals_flax(padding, size):
+    x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size, 3))
+    ref = lambda x: nn.max_pool(x, (2, 2), (2, 2), padding)
+    ours = lambda x: layers.max_pool(x, (2, 2), padding=padding)
+    np.testing.assert_array_equal(ours(x), ref(x))
+    np.testing.assert_allclose(
+        jax.grad(lambda x: jnp.sum(ours(x) ** 2))(x),
+        jax.grad(lambda x: jnp.sum(ref(x) ** 2))(x),
+        rtol=1e-6,
+    )

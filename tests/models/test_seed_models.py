@@ -1,0 +1,100 @@
+"""Seed models: output shapes, one finite update that changes every parameter, Keras semantics."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zoo_jax
+from zoo_jax import optim
+from zoo_jax.learners import gradient_learner
+
+
+@pytest.mark.parametrize("name", zoo_jax.list_models())
+def test_output_shape_and_one_update(name):
+    card = zoo_jax.get_card(name)
+    model = zoo_jax.get_model(name, **card.test_overrides)
+    rng = np.random.default_rng(0)
+    batch = {
+        "inputs": rng.random((4, *card.input_shape), dtype=np.float32),
+        "labels": rng.integers(0, 10, 4).astype(np.int32),
+    }
+    learner = gradient_learner(
+        model, loss=card.loss, optimizer=optim.make("sgd", learning_rate=0.1)
+    )
+    state = learner.init(jax.random.PRNGKey(0), batch)
+    logits = model.apply({"params": state.params}, batch["inputs"])
+    chex.assert_shape(logits, (4, card.num_classes))
+    new_state, metrics = jax.jit(learner.update)(state, batch, jax.random.PRNGKey(1))
+    chex.assert_tree_all_finite(new_state.params)
+    assert bool(metrics["finite"]) and np.isfinite(float(metrics["loss"]))
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
+    assert all(jax.tree.leaves(changed)), changed
+    assert int(new_state.step) == 1
+
+
+def test_rnn_input_dropout_uses_one_mask_for_all_steps():
+    """Keras SimpleRNN(dropout=p) drops the same input features at every time step."""
+    model = zoo_jax.get_model("rnn", units=4, dropout=0.5)
+    x = jnp.ones((2, 28, 28))
+    variables = model.init(jax.random.PRNGKey(0), x)
+    _, inter = model.apply(
+        variables,
+        x,
+        train=True,
+        rngs={"dropout": jax.random.PRNGKey(3)},
+        capture_intermediates=lambda mdl, _: type(mdl).__name__ == "Dropout",
+    )
+    dropped = inter["intermediates"]["Dropout_0"]["__call__"][0]
+    assert bool(jnp.all(dropped == dropped[:, :1])), "mask differs across time steps"
+    assert 0 < float(jnp.mean(dropped == 0)) < 1
+
+
+def test_mlp_linear_activation_is_linear():
+    model = zoo_jax.get_model("mlp", hidden=(8, 8), dropout=0.0, activation="linear")
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 784))
+    v = model.init(jax.random.PRNGKey(1), x)
+    np.testing.assert_allclose(
+        model.apply(v, 2 * x) - model.apply(v, jnp.zeros_like(x)),
+        2 * (model.apply(v, x) - model.apply(v, jnp.zeros_like(x))),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_seed_cnn_matches_pytorch_forward():
+    """The CNN (im2col convolutions, reshape pooling) against torch.nn with the same weights."""
+    torch = pytest.importorskip("torch")
+    model = zoo_jax.get_model("cnn")
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    ours = np.asarray(model.apply({"params": params}, x))
+
+    tnn = torch.nn
+    net = tnn.Sequential(
+        tnn.Conv2d(1, 64, 3),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(64, 64, 3),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(64, 64, 3),
+        tnn.ReLU(),
+        tnn.Flatten(),
+        tnn.Linear(576, 10),
+    )
+    with torch.no_grad():
+        for layer, name in zip(
+            [net[0], net[3], net[6]], ["Conv2D_0", "Conv2D_1", "Conv2D_2"], strict=True
+        ):
+            layer.weight.copy_(
+                torch.from_numpy(np.asarray(params[name]["kernel"]).transpose(3, 2, 0, 1).copy())
+            )
+            layer.bias.copy_(torch.from_numpy(np.asarray(params[name]["bias"])))
+        # Flax flattens HWC, torch CHW: permute the dense kernel's rows accordingly.
+        kernel = np.asarray(params["Dense_0"]["kernel"]).reshape(3, 3, 64, 10).transpose(2, 0, 1, 3)
+        net[9].weight.copy_(torch.from_numpy(kernel.reshape(576, 10).T.copy()))
+        net[9].bias.copy_(torch.from_numpy(np.asarray(params["Dense_0"]["bias"])))
+        theirs = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)

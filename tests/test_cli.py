@@ -1,0 +1,139 @@
+"""The CLI: list / info / train / evaluate / bench, and one-line errors with exit code 2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from zoo_jax import cli
+
+
+def _run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_json(capsys):
+    code, out, _ = _run(capsys, "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows["cnn"]["params"] == 80_266
+    assert set(rows["mlp"]) == {"name", "family", "chart_node", "params", "reference"}
+
+
+def test_info_shows_card_and_layer_table(capsys):
+    code, out, _ = _run(capsys, "info", "mlp")
+    assert code == 0 and "deep_feed_forward" in out and "269,322" in out and "Dense_0" in out
+
+
+def test_train_then_evaluate(capsys, tmp_path):
+    run = str(tmp_path / "run")
+    code, out, _ = _run(
+        capsys,
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--train-limit",
+        "256",
+        "--set",
+        "hidden=[16]",
+        "--run-dir",
+        run,
+    )
+    assert code == 0
+    trained = json.loads(out)
+    assert trained["steps"] == 4 and 0 <= trained["test_accuracy"] <= 1
+    code, out, _ = _run(capsys, "evaluate", run)
+    assert code == 0 and json.loads(out)["test"]["accuracy"] == trained["test_accuracy"]
+
+
+def test_bench_prints_one_json_line(capsys):
+    code, out, _ = _run(capsys, "bench", "--model", "mlp", "--steps", "5", "--batch-size", "32")
+    result = json.loads(out)
+    assert code == 0 and out.count("\n") == 1
+    assert result["images_per_s"] > 0 and result["step_ms"] > 0 and result["compile_s"] > 0
+    assert result["train_step_compiles"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--model", "cnm"], "did you mean 'cnn'"),
+        (["train", "--model", "mlp", "--optimizer", "adamm"], "did you mean 'adam'"),
+        (["train", "--model", "mlp", "--set", "dropot=0.1"], "dropout"),
+        (["train", "--model", "mlp", "--set", "hidden=[16"], "must be JSON"),
+        (["train", "--model", "mlp", "--dataset", "cifar"], "unknown dataset"),
+        (["train", "--model", "mlp", "--epochs", "0"], "epochs must be >= 1"),
+        (["train", "--model", "mlp", "--parallel", "pmap", "--devices", "64"], "--devices 64"),
+        (["train", "--model", "mlp", "--lr", "-1"], "learning_rate must be a finite number"),
+        (["info", "resnet"], "unknown model"),
+        (["evaluate", "/nonexistent"], "not a run directory"),
+        (["bench", "--model", "mlp", "--steps", "1"], "--steps"),
+        (["train"], "--model"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(cli.main(argv))
+    _, err = capsys.readouterr()
+    assert exc.value.code == 2, err
+    assert err.count("\n") == 1 and err.startswith("zoo-jax: error:") and message in err
+
+
+def test_missing_data_offline_is_exit_2(tmp_path):
+    env = {**os.environ, "ZOO_JAX_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo_jax.cli", "train", "--model", "mlp"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not found" in proc.stderr
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
+    run = tmp_path / "run"
+    argv = [
+        sys.executable,
+        "-m",
+        "zoo_jax.cli",
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "50",
+        "--batch-size",
+        "32",
+        "--train-limit",
+        "4096",
+        "--set",
+        "hidden=[16]",
+        "--run-dir",
+        str(run),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "checkpoint saved" in err
+    from zoo_jax.train.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(run / "checkpoints")
+    step = ckpt.latest_step()
+    ckpt.close()
+    assert step is not None and step > 128  # past epoch 1 (128 steps), saved at the signal
+    done = subprocess.run([*argv[:7], "2", *argv[8:], "--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["steps"] == max(step, 256)

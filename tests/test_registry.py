@@ -1,0 +1,43 @@
+import pytest
+
+import zoo_jax
+from zoo_jax.errors import UnknownNameError, ZooError
+
+# Trainable parameters of the reference configurations: Keras `model.summary()` of the seed's
+# code (003: MLP 269,322, CNN 80,266, SimpleRNN 75,530) and, for the TF tutorial CNN,
+# 5·5·1·32+32 + 5·5·32·64+64 + 3136·1024+1024 + 1024·10+10.
+PARAMS = {"mlp": 269_322, "cnn": 80_266, "rnn": 75_530, "cnn_tf": 3_274_634}
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_reference_parameter_counts(name):
+    assert zoo_jax.count_params(name) == PARAMS[name]
+
+
+def test_tutorial_cnn_count_from_formula():
+    assert (
+        PARAMS["cnn_tf"]
+        == (5 * 5 * 32 + 32) + (5 * 5 * 32 * 64 + 64) + (3136 * 1024 + 1024) + 10250
+    )
+
+
+def test_every_card_names_a_design_chart_node():
+    nodes = {"deep_feed_forward", "feed_forward", "deep_convolutional_network", "rnn"}
+    for name in zoo_jax.list_models():
+        card = zoo_jax.get_card(name)
+        assert card.chart_node in nodes
+        assert card.reference
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(UnknownNameError, match=r"did you mean 'cnn'"):
+        zoo_jax.get_model("cnm")
+
+
+def test_unknown_override_is_an_error():
+    with pytest.raises(ZooError, match=r"'dropot'.*dropout"):
+        zoo_jax.get_model("mlp", dropot=0.3)
+
+
+def test_overrides_reach_the_module():
+    assert zoo_jax.get_model("mlp", hidden=(512, 512)).hidden == (512, 512)
