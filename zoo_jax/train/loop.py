@@ -171,6 +171,45 @@ class _StopSignal:
             signal.signal(sig, handler)
 
 
+class _Tally:
+    """Training metrics read back from the device: epoch means, the loss curve, skipped steps."""
+
+    def __init__(self):
+        self.curve: list[tuple[int, float]] = []
+        self.skipped = 0
+        self.new_epoch()
+
+    def new_epoch(self) -> None:
+        self.sums = {"loss": 0.0, "accuracy": 0.0}
+        self.count = 0
+
+    def add(self, metrics: list[dict], step: int, epoch: int, nan_policy: str, ckpt) -> None:
+        """Metrics of steps `step - len(metrics) + 1 … step`; applies the NaN policy."""
+        for i, m in enumerate(metrics):
+            at = step - len(metrics) + i + 1
+            if not bool(np.all(m["finite"])):
+                if nan_policy == "stop":
+                    if ckpt is not None:
+                        ckpt.wait()
+                    raise NonFiniteError(
+                        f"non-finite loss or gradient at step {at} (epoch {epoch + 1}); the "
+                        "update was not applied. Lower the learning rate, or pass "
+                        "--nan-policy skip to skip such updates"
+                    )
+                self.skipped += 1
+                continue
+            for key in self.sums:
+                self.sums[key] += _scalar(m[key])
+            self.count += 1
+            self.curve.append((at, _scalar(m["loss"])))
+
+    def mean(self, key: str) -> float:
+        return self.sums[key] / max(self.count, 1)
+
+    def describe(self) -> str:
+        return f"loss {self.mean('loss'):.4f} acc {self.mean('accuracy'):.4f}"
+
+
 def _evaluate(steps, state, x, y, batch_size: int) -> dict[str, float]:
     totals = None
     for batch in pipeline.eval_batches(x, y, batch_size):
@@ -297,8 +336,7 @@ def fit(
             json.loads(line) for line in (run_path / "metrics.jsonl").read_text().splitlines()
         ]
         epoch_log = [e for e in epoch_log if e["step"] <= step]
-    curve: list[tuple[int, float]] = []
-    skipped = 0
+    tally = _Tally()
     compile_s = None
     train_time, train_images = 0.0, 0
     eval_bs = _eval_batch_size(steps.num_devices)
@@ -314,7 +352,7 @@ def fit(
         for epoch in range(step // per_epoch, cfg.epochs):
             order = pipeline.epoch_order(data_key, epoch, n)
             pending: list[dict] = []
-            sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
+            tally.new_epoch()
             t_epoch = time.perf_counter()
             for batch in pipeline.train_batches(
                 x_train, y_train, cfg.batch_size, order, step % per_epoch
@@ -326,38 +364,15 @@ def fit(
                     jax.block_until_ready(metrics)
                     compile_s = time.perf_counter() - t_epoch
                     t_epoch = time.perf_counter()
-                    skip_first = True
                 else:
-                    skip_first = False
+                    train_images += cfg.batch_size
                 end_of_epoch = step % per_epoch == 0
                 if len(pending) >= cfg.log_every or end_of_epoch or stop.received:
-                    for i, m in enumerate(jax.device_get(pending)):
-                        at = step - len(pending) + i + 1
-                        if not bool(np.all(m["finite"])):
-                            if cfg.nan_policy == "stop":
-                                if ckpt is not None:
-                                    ckpt.wait()
-                                raise NonFiniteError(
-                                    f"non-finite loss or gradient at step {at} (epoch {epoch + 1}); "
-                                    "the update was not applied. Lower the learning rate, or "
-                                    "pass --nan-policy skip to skip such updates"
-                                )
-                            skipped += 1
-                            continue
-                        loss, acc = _scalar(m["loss"]), _scalar(m["accuracy"])
-                        sums["loss"] += loss
-                        sums["accuracy"] += acc
-                        sums["count"] += 1
-                        curve.append((at, loss))
-                    images = len(pending) * cfg.batch_size - (cfg.batch_size if skip_first else 0)
-                    train_images += images
+                    tally.add(jax.device_get(pending), step, epoch, cfg.nan_policy, ckpt)
                     pending = []
-                    count = max(sums["count"], 1)
-                    bar.update(
-                        task,
-                        completed=step,
-                        stats=f"loss {sums['loss'] / count:.4f} acc {sums['accuracy'] / count:.4f}",
-                    )
+                    seconds = train_time + time.perf_counter() - t_epoch
+                    rate = f" {train_images / seconds:,.0f} img/s" if seconds > 0 else ""
+                    bar.update(task, completed=step, stats=tally.describe() + rate)
                 if stop.received:
                     save(step)
                     if ckpt is not None:
@@ -368,8 +383,8 @@ def fit(
             record = {
                 "epoch": epoch + 1,
                 "step": step,
-                "train_loss": sums["loss"] / max(sums["count"], 1),
-                "train_accuracy": sums["accuracy"] / max(sums["count"], 1),
+                "train_loss": tally.mean("loss"),
+                "train_accuracy": tally.mean("accuracy"),
                 "test_loss": test["loss"],
                 "test_accuracy": test["accuracy"],
                 "images_per_s": train_images / train_time if train_time else None,
@@ -417,7 +432,7 @@ def fit(
         "wall_s": time.perf_counter() - t_run,
         "compile_s": compile_s,
         "images_per_s": train_images / train_time if train_time else None,
-        "skipped_updates": skipped,
+        "skipped_updates": tally.skipped,
         "train_step_compiles": steps.traces["train"],
         "devices": steps.num_devices,
         "parallel": cfg.parallel,
@@ -431,7 +446,7 @@ def fit(
         (run_path / "summary.json").write_text(json.dumps(summary, indent=2))
         _plot(
             run_path,
-            curve,
+            tally.curve,
             [e for e in epoch_log if e.get("train_accuracy") is not None],
             cfg.model,
         )
