@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import zoo_jax
+from experiments.bench_vs_torch import torch_model
 from zoo_jax import optim
 from zoo_jax.learners import gradient_learner
 
@@ -71,19 +72,8 @@ def test_seed_cnn_matches_pytorch_forward():
     params = model.init(jax.random.PRNGKey(0), x)["params"]
     ours = np.asarray(model.apply({"params": params}, x))
 
-    tnn = torch.nn
-    net = tnn.Sequential(
-        tnn.Conv2d(1, 64, 3),
-        tnn.ReLU(),
-        tnn.MaxPool2d(2),
-        tnn.Conv2d(64, 64, 3),
-        tnn.ReLU(),
-        tnn.MaxPool2d(2),
-        tnn.Conv2d(64, 64, 3),
-        tnn.ReLU(),
-        tnn.Flatten(),
-        tnn.Linear(576, 10),
-    )
+    net, _, _ = torch_model("cnn")  # the PyTorch peer of the speed benchmark
+    net.eval()  # dropout off
     with torch.no_grad():
         for layer, name in zip(
             [net[0], net[3], net[6]], ["Conv2D_0", "Conv2D_1", "Conv2D_2"], strict=True
@@ -94,7 +84,7 @@ def test_seed_cnn_matches_pytorch_forward():
             layer.bias.copy_(torch.from_numpy(np.asarray(params[name]["bias"])))
         # Flax flattens HWC, torch CHW: permute the dense kernel's rows accordingly.
         kernel = np.asarray(params["Dense_0"]["kernel"]).reshape(3, 3, 64, 10).transpose(2, 0, 1, 3)
-        net[9].weight.copy_(torch.from_numpy(kernel.reshape(576, 10).T.copy()))
-        net[9].bias.copy_(torch.from_numpy(np.asarray(params["Dense_0"]["bias"])))
+        net[10].weight.copy_(torch.from_numpy(kernel.reshape(576, 10).T.copy()))
+        net[10].bias.copy_(torch.from_numpy(np.asarray(params["Dense_0"]["bias"])))
         theirs = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
