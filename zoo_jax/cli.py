@@ -73,7 +73,12 @@ def cmd_info(args) -> None:
     print(f"{'params':>14}: {count:,} (trainable parameters only)")
     x = jnp.zeros((1, *card.input_shape), jnp.float32)
     print(
-        model.tabulate(jax.random.PRNGKey(0), x, compute_flops=True, console_kwargs={"width": 120})
+        model.tabulate(
+            jax.random.PRNGKey(0),
+            x,
+            compute_flops=True,
+            console_kwargs={"width": 120, "force_terminal": sys.stdout.isatty()},
+        )
     )
 
 

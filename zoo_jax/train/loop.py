@@ -448,7 +448,7 @@ def fit(
             run_path,
             tally.curve,
             [e for e in epoch_log if e.get("train_accuracy") is not None],
-            cfg.model,
+            f"{cfg.model} on {cfg.dataset}",
         )
     summary["state"] = final_state
     return summary
