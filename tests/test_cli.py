@@ -74,6 +74,8 @@ def test_bench_prints_one_json_line(capsys):
         (["train", "--model", "mlp", "--epochs", "0"], "epochs must be >= 1"),
         (["train", "--model", "mlp", "--parallel", "pmap", "--devices", "64"], "--devices 64"),
         (["train", "--model", "mlp", "--lr", "-1"], "learning_rate must be a finite number"),
+        (["train", "--model", "mlp", "--devices", "4"], "needs --parallel"),
+        (["train", "--model", "mlp", "--keep-checkpoints", "0"], "keep_checkpoints must be >= 1"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

@@ -113,6 +113,7 @@ def _run_config(args):
         nan_policy=args.nan_policy,
         train_limit=args.train_limit,
         data_dir=args.data_dir,
+        keep_checkpoints=args.keep_checkpoints,
     )
 
 
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", choices=("none", "pmap", "sharded"), default="none")
     p.add_argument("--nan-policy", choices=("stop", "skip"), default="stop")
     p.add_argument("--train-limit", type=int, help="use only the first N training examples")
+    p.add_argument("--keep-checkpoints", type=int, default=3, help="how many to keep (latest)")
     p.add_argument("--run-dir", help="where to write (default: runs/MODEL-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--data-dir", help="directory with mnist/ and fashion-mnist/ IDX files")

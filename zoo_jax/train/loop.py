@@ -82,6 +82,8 @@ class RunConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.keep_checkpoints < 1:
+            raise ZooError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.l1 < 0 or self.l2 < 0:
             raise ZooError("l1 and l2 must be >= 0")
         losses.get(self.loss)

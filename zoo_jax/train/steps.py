@@ -94,7 +94,9 @@ def compile_steps(
         return chex.assert_max_traces(traced, n=max_traces) if max_traces else traced
 
     if parallel == "none":
-        device = _check_devices(devices or 1, parallel)[0]
+        if devices not in (None, 1):
+            raise ZooError(f"--devices {devices} needs --parallel pmap or --parallel sharded")
+        device = _check_devices(1, parallel)[0]
         train = jax.jit(guard(partial(train_step, learner), "train"), donate_argnums=0)
         evaluate = jax.jit(guard(partial(eval_step, learner), "evaluate"))
         put = lambda tree: jax.device_put(tree, device)
