@@ -98,3 +98,17 @@ def test_fit_on_every_seed_model_config(mnist_small):
         data = (x_train[:64].reshape(shape), y_train[:64], x_test[:32].reshape(shape), y_test[:32])
         cfg = RunConfig(model=name, epochs=1, batch_size=32, model_overrides=card.test_overrides)
         assert fit(cfg, None, data=data)["steps"] == 2
+
+
+def test_pmap_run_saves_unreplicated_state_and_resumes_on_one_device(tmp_path, mnist_flat):
+    cfg = _cfg(epochs=1, model_overrides={"hidden": (32,), "dropout": 0.0})
+    pmapped = fit(
+        RunConfig(**{**cfg.__dict__, "parallel": "pmap", "devices": 4}), tmp_path, data=mnist_flat
+    )
+    assert pmapped["state"].params["Dense_0"]["kernel"].shape == (784, 32)  # no device axis
+    resumed = fit(
+        RunConfig(**{**cfg.__dict__, "epochs": 2}), tmp_path, data=mnist_flat, resume=True
+    )
+    assert resumed["steps"] == 2 * (512 // 64) and resumed["devices"] == 1
+    straight = fit(RunConfig(**{**cfg.__dict__, "epochs": 2}), None, data=mnist_flat)
+    chex.assert_trees_all_close(resumed["state"].params, straight["state"].params, atol=1e-5)
