@@ -68,6 +68,7 @@ def render(rows: list[dict]) -> str:
         if exp == "bench_vs_torch":
             out += _bench_table(exp_rows)
             continue
+        exp_rows = sorted(exp_rows, key=lambda r: (r["reference"]["source"], r["model"], r["row"]))
         out += [
             "| row | model | config | params | train (ours / ref) | test ours | test ref | Δ | "
             "reference | wall s | device |",
