@@ -468,10 +468,14 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dic
     if data_dir is not None:
         cfg.data_dir = data_dir
     cfg = cfg.resolved()
-    x_train, _, x_test, y_test = load_data(dataclasses.replace(cfg, train_limit=cfg.batch_size))
+    card = registry.get_card(cfg.model)
+    images, labels = vision.load(cfg.dataset, "test", cfg.data_dir)
+    x_test = pipeline.images_to_inputs(images[: cfg.test_limit], card.input_shape)
+    y_test = labels[: cfg.test_limit].astype(np.int32)
     learner = build_learner(cfg)
     steps = compile_steps(learner, "none", 1)
-    abstract = learner.init(jax.random.PRNGKey(0), {"inputs": x_train[: cfg.batch_size]})
+    sample = {"inputs": np.zeros((1, *card.input_shape), np.float32)}
+    abstract = learner.init(jax.random.PRNGKey(0), sample)
     ckpt = Checkpointer(run_path / "checkpoints")
     state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
     ckpt.close()
