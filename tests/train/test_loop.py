@@ -6,7 +6,7 @@ import chex
 import pytest
 
 import zoo_jax
-from zoo_jax.errors import CheckpointError, NonFiniteError
+from zoo_jax.errors import CheckpointError, NonFiniteError, ZooError
 from zoo_jax.train.loop import RunConfig, evaluate_run, fit
 
 TINY = {"hidden": (32,), "dropout": 0.2}
@@ -112,3 +112,18 @@ def test_pmap_run_saves_unreplicated_state_and_resumes_on_one_device(tmp_path, m
     assert resumed["steps"] == 2 * (512 // 64) and resumed["devices"] == 1
     straight = fit(RunConfig(**{**cfg.__dict__, "epochs": 2}), None, data=mnist_flat)
     chex.assert_trees_all_close(resumed["state"].params, straight["state"].params, atol=1e-5)
+
+
+def test_resume_from_an_older_checkpoint_rewrites_the_epoch_log(tmp_path, mnist_flat):
+    import shutil
+
+    fit(_cfg(), tmp_path, data=mnist_flat)  # checkpoints at steps 8 and 16
+    shutil.rmtree(tmp_path / "checkpoints" / "16")  # as if the last save never finalized
+    resumed = fit(_cfg(), tmp_path, data=mnist_flat, resume=True)
+    lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in lines] == [8, 16] and resumed["steps"] == 16
+
+
+def test_resume_needs_a_run_dir(mnist_flat):
+    with pytest.raises(ZooError, match="run directory"):
+        fit(_cfg(), None, data=mnist_flat, resume=True)

@@ -272,6 +272,37 @@ def _progress(enabled: bool):
     )
 
 
+def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
+    """Checkpointer and metadata of a run directory; on resume, the restored state and the
+    epoch log up to its step (later lines of `metrics.jsonl` are dropped from the file too)."""
+    run_path.mkdir(parents=True, exist_ok=True)
+    ckpt = Checkpointer(run_path / "checkpoints", cfg.keep_checkpoints)
+    meta = {"config": dataclasses.asdict(cfg), "identity": cfg.identity(), "versions": versions()}
+    epoch_log: list[dict] = []
+    if resume:
+        if ckpt.latest_step() is None:
+            raise CheckpointError(f"--resume: no checkpoint in {run_path / 'checkpoints'}")
+        diff = config_difference(ckpt.read_meta().get("identity", {}), cfg.identity())
+        if diff:
+            raise CheckpointError(
+                f"--resume refused: the checkpoint in {run_path} was written for another "
+                f"config ({'; '.join(diff)})"
+            )
+        state, _ = ckpt.restore(jax.tree.map(np.asarray, state))
+        metrics_file = run_path / "metrics.jsonl"
+        if metrics_file.exists():
+            lines = metrics_file.read_text().splitlines()
+            epoch_log = [e for e in map(json.loads, lines) if e["step"] <= int(state.step)]
+            metrics_file.write_text("".join(json.dumps(e) + "\n" for e in epoch_log))
+    elif ckpt.latest_step() is not None:
+        raise CheckpointError(
+            f"{run_path} already holds checkpoints: pass --resume to continue, or choose "
+            "another --run-dir"
+        )
+    (run_path / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    return ckpt, meta, state, epoch_log
+
+
 def fit(
     config: RunConfig,
     run_dir: str | os.PathLike | None = None,
@@ -302,42 +333,15 @@ def fit(
     state = learner.init(init_key, {"inputs": x_train[: cfg.batch_size]})
 
     run_path = Path(run_dir) if run_dir is not None else None
-    ckpt = None
-    if run_path is not None:
-        run_path.mkdir(parents=True, exist_ok=True)
-        ckpt = Checkpointer(run_path / "checkpoints", cfg.keep_checkpoints)
-        meta = {
-            "config": dataclasses.asdict(cfg),
-            "identity": cfg.identity(),
-            "versions": versions(),
-        }
-        if resume:
-            if ckpt.latest_step() is None:
-                raise CheckpointError(f"--resume: no checkpoint in {run_path / 'checkpoints'}")
-            diff = config_difference(ckpt.read_meta().get("identity", {}), cfg.identity())
-            if diff:
-                raise CheckpointError(
-                    f"--resume refused: the checkpoint in {run_path} was written for another "
-                    f"config ({'; '.join(diff)})"
-                )
-            state, _ = ckpt.restore(jax.tree.map(np.asarray, state))
-        elif ckpt.latest_step() is not None:
-            raise CheckpointError(
-                f"{run_path} already holds checkpoints: pass --resume to continue, or choose "
-                "another --run-dir"
-            )
-        (run_path / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-
+    if resume and run_path is None:
+        raise ZooError("resume needs the run directory to continue (--run-dir)")
+    ckpt, meta, state, epoch_log = (
+        _open_run_dir(run_path, cfg, state, resume) if run_path else (None, {}, state, [])
+    )
     n = len(x_train)
     per_epoch = n // cfg.batch_size
     total_steps = cfg.epochs * per_epoch
     step = int(state.step)
-    epoch_log: list[dict] = []
-    if resume and run_path is not None and (run_path / "metrics.jsonl").exists():
-        epoch_log = [
-            json.loads(line) for line in (run_path / "metrics.jsonl").read_text().splitlines()
-        ]
-        epoch_log = [e for e in epoch_log if e["step"] <= step]
     tally = _Tally()
     compile_s = None
     train_time, train_images = 0.0, 0
