@@ -81,10 +81,10 @@ def test_seed_cnn_matches_pytorch_forward():
             layer.weight.copy_(
                 torch.from_numpy(np.asarray(params[name]["kernel"]).transpose(3, 2, 0, 1).copy())
             )
-            layer.bias.copy_(torch.from_numpy(np.asarray(params[name]["bias"])))
+            layer.bias.copy_(torch.from_numpy(np.array(params[name]["bias"])))
         # Flax flattens HWC, torch CHW: permute the dense kernel's rows accordingly.
         kernel = np.asarray(params["Dense_0"]["kernel"]).reshape(3, 3, 64, 10).transpose(2, 0, 1, 3)
         net[10].weight.copy_(torch.from_numpy(kernel.reshape(576, 10).T.copy()))
-        net[10].bias.copy_(torch.from_numpy(np.asarray(params["Dense_0"]["bias"])))
+        net[10].bias.copy_(torch.from_numpy(np.array(params["Dense_0"]["bias"])))
         theirs = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
