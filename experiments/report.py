@@ -51,6 +51,50 @@ def _bench_table(rows: list[dict]) -> list[str]:
     return [*out, ""]
 
 
+def _seed_table_findings(rows: list[dict], crosschecks: list[dict]) -> list[str]:
+    from experiments import seed_tables
+
+    by_id = {r["row"]: r for r in rows}
+    out = [
+        "",
+        "Targets of issue #2:",
+        "",
+        "| target | row | ours | needed | |",
+        "|---|---|---:|---:|---|",
+    ]
+    for what, ids, needed in seed_tables.TARGETS:
+        done = [by_id[i] for i in ids if i in by_id]
+        if not done:
+            out.append(f"| {what} | – | not run yet | {100 * needed:.1f} | |")
+            continue
+        best = max(done, key=lambda r: r["metrics"]["test_accuracy"])
+        acc = best["metrics"]["test_accuracy"]
+        verdict = "met" if acc >= needed else f"**missed by {100 * (needed - acc):.2f}**"
+        out.append(f"| {what} | {best['row']} | {100 * acc:.2f} | {100 * needed:.1f} | {verdict} |")
+    far = [
+        r
+        for r in rows
+        if abs(r["metrics"]["test_accuracy"] - r["reference"]["test_accuracy"]) > 0.005
+    ]
+    if far:
+        out += ["", "Rows more than 0.5 points from the seed (Δ in points):", ""]
+        crosscheck = crosschecks[0] if crosschecks else None
+        groups = defaultdict(list)
+        for r in far:
+            delta = 100 * (r["metrics"]["test_accuracy"] - r["reference"]["test_accuracy"])
+            groups[seed_tables.explain(r, crosscheck)].append(f"`{r['row']}` {delta:+.2f}")
+        out += [f"- {', '.join(names)}. {why}" for why, names in groups.items()]
+    missing = [r.id for r in seed_tables.ROWS if r.id not in by_id]
+    if missing:
+        out += [
+            "",
+            f"Not run yet ({len(missing)} of {len(seed_tables.ROWS)} rows): "
+            + ", ".join(f"`{m}`" for m in missing)
+            + ".",
+        ]
+    return out
+
+
 def render(rows: list[dict]) -> str:
     by_exp = defaultdict(list)
     for row in rows:
@@ -83,6 +127,8 @@ def render(rows: list[dict]) -> str:
                 f"**{_pct(m['test_accuracy'])}** | {_pct(ref['test_accuracy'])} | {delta:+.2f} | "
                 f"{ref['source']} | {r['wall_s']:.0f} | {r['device']} |"
             )
+        if exp == "seed_tables":
+            out += _seed_table_findings(exp_rows, by_exp.get("torch_crosscheck", []))
         notes = [f"- `{r['row']}`: {r['notes']}" for r in exp_rows if r.get("notes")]
         out += ["", *notes, ""] if notes else [""]
     return "\n".join(out)
