@@ -19,6 +19,7 @@ Reading of the tables (the seeds are not explicit; each choice is recorded in th
     python -m experiments.seed_tables            # every row missing a result file
     python -m experiments.seed_tables --quick    # CI: 1 epoch on 2,048 images, to results/quick/
     python -m experiments.seed_tables --rows cnn # rows whose id contains "cnn"
+    taskset -c 1 python -m experiments.seed_tables --rows cnn_tf &   # a second runner, own core
 
 Each row writes `experiments/results/seed_tables/<row>.json`; then `experiments/RESULTS.md`
 is regenerated from every result file.
@@ -174,6 +175,16 @@ def explain(row: dict, crosscheck: dict | None) -> str:
     return "not explained yet"
 
 
+def claim(path) -> bool:
+    """Atomically claim a row, so several runners (e.g. one per core) never train the same."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 def run_row(row: Row, quick: bool, out_dir, data_dir: str | None) -> dict:
     cfg = RunConfig(
         model=row.model,
@@ -208,7 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if (out_dir / f"{row.id}.json").exists() and not (args.force or args.quick):
             continue
-        result = run_row(row, args.quick, out_dir, args.data_dir)
+        if not args.quick and not claim(out_dir / f"{row.id}.claim"):
+            print(f"{row.id}: claimed by another runner (delete its .claim file if none runs)")
+            continue
+        try:
+            result = run_row(row, args.quick, out_dir, args.data_dir)
+        finally:
+            (out_dir / f"{row.id}.claim").unlink(missing_ok=True)
         print(
             f"{row.id}: test {result['metrics']['test_accuracy']:.4f} "
             f"(seed {row.reference['test_accuracy']:.4f}) in {result['wall_s']} s",
