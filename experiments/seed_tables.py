@@ -199,7 +199,11 @@ def run_row(row: Row, quick: bool, out_dir, data_dir: str | None) -> dict:
         test_limit=1000 if quick else None,
         data_dir=data_dir,
     )
-    summary = fit(cfg, run_dir=None, progress=False)
+    # Full runs checkpoint every epoch under experiments/runs/ (git-ignored): a runner that is
+    # stopped (SIGTERM, lost session) resumes the row where it left off.
+    run_dir = None if quick else common.RESULTS_DIR.parent / "runs" / "seed_tables" / row.id
+    resume = run_dir is not None and any((run_dir / "checkpoints").glob("[0-9]*"))
+    summary = fit(cfg, run_dir=run_dir, resume=resume, progress=False)
     result = common.result_row("seed_tables", row.id, summary, row.reference, row.notes)
     common.write_rows(out_dir / f"{row.id}.json", [result])
     return result

@@ -145,10 +145,9 @@ def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
 class Interrupted(KeyboardInterrupt):
     """Training stopped by SIGINT / SIGTERM after saving a checkpoint of the current step."""
 
-    def __init__(self, signum: int, step: int):
-        super().__init__(
-            f"stopped by signal {signum} at step {step}; checkpoint saved, --resume continues"
-        )
+    def __init__(self, signum: int, step: int, saved: bool):
+        outcome = "checkpoint saved, --resume continues" if saved else "no run directory: not saved"
+        super().__init__(f"stopped by signal {signum} at step {step}; {outcome}")
         self.signum = signum
 
 
@@ -383,7 +382,7 @@ def fit(
                     save(step)
                     if ckpt is not None:
                         ckpt.close()
-                    raise Interrupted(stop.received, step)
+                    raise Interrupted(stop.received, step, saved=ckpt is not None)
             train_time += time.perf_counter() - t_epoch
             test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
             record = {
