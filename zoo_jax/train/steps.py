@@ -11,7 +11,8 @@
 * `sharded`: `jax.jit` over a 1-D `Mesh(('data',))`; the batch is sharded with
   `NamedSharding(mesh, P('data'))`, the state replicated. XLA inserts the all-reduce. On a
   multi-host slice call `jax.distributed.initialize()` first; the mesh then spans every
-  process's devices (`devices=None`).
+  process's devices (`devices=None`) and each process feeds its own slice of the global
+  batch (`jax.make_array_from_process_local_data`).
 
 In all three the state argument is donated, and the step key is `fold_in(state.rng,
 state.step)`, so the same seed gives the same run wherever it is compiled. Wrapping the
@@ -157,8 +158,12 @@ def compile_steps(
     )
 
     def put_batch(batch):
+        # Each process passes its own slice of the global batch (one process: all of it).
         check_divisible(batch)
-        return jax.device_put(batch, data)
+        return {
+            name: jax.make_array_from_process_local_data(data, np.asarray(x))
+            for name, x in batch.items()
+        }
 
     return CompiledSteps(
         train,
