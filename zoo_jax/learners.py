@@ -23,6 +23,7 @@ and devices; the loop divides at the end.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -152,7 +153,7 @@ def gradient_learner(
     from zoo_jax import losses
 
     fn = losses.get(loss)
-    if "from_logits" in fn.__code__.co_varnames:
+    if "from_logits" in inspect.signature(fn).parameters:
         loss_fn = lambda y, logits: fn(y, logits, from_logits=True)
     else:
         loss_fn = fn
