@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from zoo_jax import losses
 from zoo_jax.optim import regularization_penalty
 from zoo_jax.train.state import TrainState
 
@@ -150,8 +151,6 @@ def gradient_learner(
     l2: float = 0.0,
 ) -> GradientLearner:
     """A `GradientLearner` whose per-example loss is the Keras loss `loss`, fed logits."""
-    from zoo_jax import losses
-
     fn = losses.get(loss)
     if "from_logits" in inspect.signature(fn).parameters:
         loss_fn = lambda y, logits: fn(y, logits, from_logits=True)
