@@ -170,8 +170,8 @@ def explain(row: dict, rows: dict[str, dict], crosscheck: dict | None) -> str:
         return (
             "Three hidden layers, as the table's `a-b-c` reads. On the base Adam row the seed's "
             f"own code (two hidden layers) scores {acc(two):.2f} against {acc(three):.2f} for "
-            "three, and heavier dropout in a deeper stack widens that gap. The table does not "
-            "say which depth produced each row."
+            "three. Heavier dropout after three layers plausibly widens that gap (not measured "
+            "here). The table does not say which depth produced each row."
         )
     if row["model"] == "mlp" and cfg["optimizer"] == "sgd" and crosscheck:
         m = crosscheck["metrics"]
