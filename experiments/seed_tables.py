@@ -183,6 +183,12 @@ def explain(row: dict, rows: dict[str, dict], crosscheck: dict | None) -> str:
             f"{100 * crosscheck['reference']['train_accuracy']:.2f}: the seed's SGD rows need "
             "more updates than the stated settings give, so no faithful run reaches them."
         )
+    if cfg["optimizer"] == "sgd" and row["model"] != "mlp":
+        return (
+            "Keras-default SGD (lr 0.01, no momentum), the setting under which PyTorch confirms "
+            "our MLP figures. No PyTorch cross-check of this model yet, so this is a likely "
+            "cause, not a shown one."
+        )
     if row["metrics"]["test_accuracy"] > row["reference"]["test_accuracy"]:
         return (
             "Above the seed. Both are single runs, and we found no setting that differs from "
