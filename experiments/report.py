@@ -143,11 +143,11 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 
 def readme_blocks(rows: list[dict]) -> dict[str, str]:
-    from zoo_jax.cli import _models_table
+    from zoo_jax.cli import models_table
 
     bench = [r for r in rows if r["experiment"] == "bench_vs_torch"]
     return {
-        "zoo-table": _models_table("markdown"),
+        "zoo-table": models_table("markdown"),
         "bench": "\n".join(_bench_table(bench)[3:]).strip() if bench else "(not measured yet)",
     }
 

@@ -14,8 +14,14 @@ import sys
 import time
 from typing import NoReturn
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from zoo_jax import registry
 from zoo_jax.errors import ZooError
+from zoo_jax.train.loop import RunConfig, build_learner, evaluate_run, fit
+from zoo_jax.train.steps import compile_steps
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _models_table(fmt: str) -> str:
+def models_table(fmt: str) -> str:
     rows = [
         {
             "name": card.name,
@@ -57,13 +63,10 @@ def _models_table(fmt: str) -> str:
 
 
 def cmd_list(args) -> None:
-    print(_models_table("json" if args.json else "markdown" if args.markdown else "text"))
+    print(models_table("json" if args.json else "markdown" if args.markdown else "text"))
 
 
 def cmd_info(args) -> None:
-    import jax
-    import jax.numpy as jnp
-
     card = registry.get_card(args.name)
     model = registry.get_model(args.name)
     for field in dataclasses.fields(card):
@@ -83,8 +86,6 @@ def cmd_info(args) -> None:
 
 
 def _run_config(args):
-    from zoo_jax.train.loop import RunConfig
-
     overrides = {}
     for item in args.set or []:
         key, _, value = item.partition("=")
@@ -118,8 +119,6 @@ def _run_config(args):
 
 
 def cmd_train(args) -> None:
-    from zoo_jax.train.loop import fit
-
     cfg = _run_config(args)
     registry.get_model(cfg.model, **cfg.model_overrides)  # unknown names fail before data loads
     run_dir = args.run_dir or f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -141,8 +140,6 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from zoo_jax.train.loop import evaluate_run
-
     print(json.dumps(evaluate_run(args.run_dir, args.data_dir)))
 
 
@@ -154,12 +151,6 @@ def bench(
     overrides: dict | None = None,
 ) -> dict:
     """Time the compiled train step of `model` on random data: median ms / step, images/s."""
-    import jax
-    import numpy as np
-
-    from zoo_jax.train.loop import RunConfig, build_learner
-    from zoo_jax.train.steps import compile_steps
-
     cfg = RunConfig(
         model=model, optimizer=optimizer, batch_size=batch_size, model_overrides=overrides or {}
     ).resolved()
