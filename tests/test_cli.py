@@ -139,3 +139,13 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
     done = subprocess.run([*argv[:7], "2", *argv[8:], "--resume"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["steps"] == max(step, 256)
+
+
+def test_closed_pipe_is_not_a_traceback():
+    proc = subprocess.run(
+        f"{sys.executable} -m zoo_jax.cli info cnn_tf | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "Traceback" not in proc.stderr and proc.stdout.strip().startswith("name")

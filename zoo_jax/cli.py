@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -255,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as err:
         print(f"zoo-jax: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `zoo-jax info cnn | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as err:
         print(
             f"zoo-jax: interrupted: {err}" if str(err) else "zoo-jax: interrupted", file=sys.stderr
