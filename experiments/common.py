@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import jax
 
 from zoo_jax.train.checkpoint import versions
 
-__all__ = ["device", "git_commit", "read_rows", "result_row", "versions", "write_rows"]
+__all__ = ["claim", "device", "git_commit", "read_rows", "result_row", "versions", "write_rows"]
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -95,3 +96,13 @@ def read_rows(directory: Path) -> list[dict[str, Any]]:
         if "quick" not in path.relative_to(directory).parts:
             rows += json.loads(path.read_text())
     return rows
+
+
+def claim(path) -> bool:
+    """Atomically claim a row, so several runners (e.g. one per core) never train the same."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True

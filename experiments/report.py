@@ -51,6 +51,44 @@ def _bench_table(rows: list[dict]) -> list[str]:
     return [*out, ""]
 
 
+def _optimizer_table(rows: list[dict]) -> list[str]:
+    from experiments import optimizers
+    from zoo_jax import optim
+
+    out = [
+        "Each optimizer with the seed's defaults (`zoo-jax list --optimizers`) on the `003_…`",
+        "MLP (20 epochs) and CNN (10 epochs), batch 128, seed 0, one run each",
+        "(`python -m experiments.optimizers`). Final loss = mean training loss of the last epoch.",
+        "Wall time includes compilation and evaluation; when several runners shared one device",
+        "(the GPU runs used five) it is an upper bound, not a speed comparison.",
+        "Training-loss curves: `results/optimizers/mnist_training_loss.png`,",
+        "`results/optimizers/fashion-mnist_training_loss.png`.",
+        "",
+        "| model | dataset | optimizer | lr | test accuracy | final train loss | test loss | "
+        "wall s | device |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    by_id = {r["row"]: r for r in rows}
+    for model in optimizers.MODELS:
+        for dataset in optimizers.DATASETS:
+            for name in optim.OPTIMIZERS:
+                r = by_id.get(optimizers.row_id(model, dataset, name))
+                if r is None:
+                    out.append(f"| {model} | {dataset} | {name} | | not run yet | | | | |")
+                    continue
+                m = r["metrics"]
+                lr = (
+                    r["config"]["learning_rate"]
+                    or r["config"]["optimizer_defaults"]["learning_rate"]
+                )
+                out.append(
+                    f"| {model} | {dataset} | {name} | {lr:g} | "
+                    f"**{_pct(m['test_accuracy'])}** | {m['train_loss']:.4f} | "
+                    f"{m['test_loss']:.4f} | {r['wall_s']:.0f} | {r['device']} |"
+                )
+    return [*out, ""]
+
+
 def _seed_table_findings(rows: list[dict], crosschecks: list[dict]) -> list[str]:
     from experiments import seed_tables
 
@@ -111,6 +149,9 @@ def render(rows: list[dict]) -> str:
         out += [f"## {exp}", ""]
         if exp == "bench_vs_torch":
             out += _bench_table(exp_rows)
+            continue
+        if exp == "optimizers":
+            out += _optimizer_table(exp_rows)
             continue
         exp_rows = sorted(exp_rows, key=lambda r: (r["reference"]["source"], r["model"], r["row"]))
         out += [

@@ -197,16 +197,6 @@ def explain(row: dict, rows: dict[str, dict], crosscheck: dict | None) -> str:
     return "not explained yet"
 
 
-def claim(path) -> bool:
-    """Atomically claim a row, so several runners (e.g. one per core) never train the same."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return False
-    return True
-
-
 def run_row(row: Row, quick: bool, out_dir, data_dir: str | None) -> dict:
     cfg = RunConfig(
         model=row.model,
@@ -245,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if (out_dir / f"{row.id}.json").exists() and not (args.force or args.quick):
             continue
-        if not args.quick and not claim(out_dir / f"{row.id}.claim"):
+        if not args.quick and not common.claim(out_dir / f"{row.id}.claim"):
             print(f"{row.id}: claimed by another runner (delete its .claim file if none runs)")
             continue
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
 import statistics
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo_jax import registry
+from zoo_jax import activations, losses, optim, registry
 from zoo_jax.errors import ZooError
 from zoo_jax.train.loop import RunConfig, build_learner, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
@@ -63,8 +64,46 @@ def models_table(fmt: str) -> str:
     return "\n".join(lines)
 
 
+def catalogue(kind: str) -> list[dict]:
+    """The optimizers, losses, schedules or activations, one dict per entry."""
+    if kind == "optimizers":
+        return optim.describe()
+    if kind == "losses":
+        return losses.describe()
+    if kind == "schedules":
+        return [
+            {"name": name, "options": _defaults_of(fn, skip=1)}
+            for name, fn in optim.SCHEDULES.items()
+        ]
+    return [
+        {"name": name, "learnable": name in activations.LEARNABLE} for name in activations.NAMES
+    ]
+
+
+def _defaults_of(fn, skip: int = 0) -> dict:
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    return {p.name: None if p.default is p.empty else p.default for p in params}
+
+
 def cmd_list(args) -> None:
-    print(models_table("json" if args.json else "markdown" if args.markdown else "text"))
+    kinds = [k for k in ("optimizers", "losses", "schedules", "activations") if getattr(args, k)]
+    if not kinds:
+        print(models_table("json" if args.json else "markdown" if args.markdown else "text"))
+        return
+    for kind in kinds:
+        rows = catalogue(kind)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            continue
+        for row in rows:
+            rest = ", ".join(
+                f"{k}={v}"
+                if k != "defaults" and k != "options"
+                else ", ".join(f"{a}={b}" for a, b in v.items())
+                for k, v in row.items()
+                if k != "name" and v not in ([], {})
+            )
+            print(f"{row['name']:<32} {rest}")
 
 
 def cmd_info(args) -> None:
@@ -86,18 +125,29 @@ def cmd_info(args) -> None:
     )
 
 
-def _run_config(args):
-    overrides = {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
+def _json_pairs(items: list[str] | None, flag: str, example: str) -> dict:
+    """`KEY=JSON` arguments as a dict; JSON lists become tuples (hashable model fields)."""
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
         try:
-            overrides[key] = json.loads(value)
+            if not sep:
+                raise json.JSONDecodeError("no '='", item, 0)
+            pairs[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise ZooError(
-                f"--set {item!r}: value must be JSON (e.g. dropout=0.4, hidden=[512,512])"
-            ) from None
-        if isinstance(overrides[key], list):
-            overrides[key] = tuple(overrides[key])
+            raise ZooError(f"{flag} {item!r}: value must be JSON (e.g. {example})") from None
+        if isinstance(pairs[key], list):
+            pairs[key] = tuple(pairs[key])
+    return pairs
+
+
+def _run_config(args):
+    overrides = _json_pairs(args.set, "--set", "dropout=0.4, hidden=[512,512]")
+    options = _json_pairs(args.opt, "--opt", "momentum=0.9, amsgrad=true")
+    for key in ("weight_decay", "max_norm", "clipnorm"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    schedule_options = _json_pairs(args.schedule_opt, "--schedule-opt", "decay_rate=0.5")
     return RunConfig(
         model=args.model,
         dataset=args.dataset,
@@ -109,6 +159,11 @@ def _run_config(args):
         seed=args.seed,
         l1=args.l1,
         l2=args.l2,
+        optimizer_options=options,
+        schedule=args.schedule,
+        schedule_options={
+            k: list(v) if isinstance(v, tuple) else v for k, v in schedule_options.items()
+        },
         model_overrides=overrides,
         devices=args.devices,
         parallel=args.parallel,
@@ -203,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the registered models")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
     p.add_argument("--markdown", action="store_true", help="the README's zoo table")
+    p.add_argument("--optimizers", action="store_true", help="optimizers and their defaults")
+    p.add_argument("--losses", action="store_true", help="losses, aliases and options")
+    p.add_argument("--schedules", action="store_true", help="learning-rate schedules")
+    p.add_argument("--activations", action="store_true", help="activation names")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="a model's card and layer table")
@@ -223,6 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l1", type=float, default=0.0, help="Keras l1 penalty on every kernel")
     p.add_argument("--l2", type=float, default=0.0, help="Keras l2 penalty on every kernel")
     p.add_argument("--set", action="append", metavar="KEY=JSON", help="model attribute override")
+    p.add_argument(
+        "--opt", action="append", metavar="KEY=JSON", help="optimizer hyperparameter (Keras name)"
+    )
+    p.add_argument("--weight-decay", type=float, help="decoupled weight decay on every kernel")
+    p.add_argument("--max-norm", type=float, help="max-norm constraint on every kernel (Keras)")
+    p.add_argument("--clipnorm", type=float, help="clip each gradient tensor to this L2 norm")
+    p.add_argument("--schedule", help="learning-rate schedule (zoo-jax list --schedules)")
+    p.add_argument("--schedule-opt", action="append", metavar="KEY=JSON", help="schedule option")
     p.add_argument(
         "--devices", type=int, help="number of devices (default: 1, or all with --parallel)"
     )

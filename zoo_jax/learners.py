@@ -23,7 +23,6 @@ and devices; the loop divides at the end.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -150,13 +149,11 @@ def gradient_learner(
     l1: float = 0.0,
     l2: float = 0.0,
 ) -> GradientLearner:
-    """A `GradientLearner` whose per-example loss is the Keras loss `loss`, fed logits."""
-    fn = losses.get(loss)
-    if "from_logits" in inspect.signature(fn).parameters:
-        loss_fn = lambda y, logits: fn(y, logits, from_logits=True)
-    else:
-        loss_fn = fn
-    return GradientLearner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
+    """A `GradientLearner` whose per-example loss is the Keras loss `loss`, fed the model's
+    logits as `losses.for_classifier` describes."""
+    return GradientLearner(
+        model=model, loss=losses.for_classifier(loss), optimizer=optimizer, l1=l1, l2=l2
+    )
 
 
 LEARNERS: dict[str, Callable[..., Any]] = {"gradient": gradient_learner}

@@ -17,7 +17,7 @@ from zoo_jax.models import layers
 
 
 class DeepConvNet(nn.Module):
-    """Conv–ReLU–pool stacks, flatten, dense hidden layers, dropout, dense readout.
+    """Conv–activation–pool stacks, flatten, dense hidden layers, dropout, dense readout.
 
     `features[i]` filters of `kernel_size`×`kernel_size` per convolution; a 2×2 max-pool
     (stride 2) follows convolution `i` when `pool_after[i]`. Dropout sits right before the
@@ -35,6 +35,7 @@ class DeepConvNet(nn.Module):
     hidden: Sequence[int] = ()
     num_classes: int = 10
     dropout: float = 0.2
+    activation: str = "relu"  # any element-wise name, or "prelu"
     kernel_init: nn.initializers.Initializer = nn.initializers.glorot_uniform()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
@@ -45,12 +46,13 @@ class DeepConvNet(nn.Module):
         init = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
         for width, pool in zip(self.features, self.pool_after, strict=True):
             k = (self.kernel_size, self.kernel_size)
-            x = nn.relu(layers.Conv2D(width, k, padding=self.padding, **init)(x))
+            x = layers.Conv2D(width, k, padding=self.padding, **init)(x)
+            x = layers.activation(self.activation)(x)
             if pool:
                 x = layers.max_pool(x, (2, 2), padding=self.padding)
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:
-            x = nn.relu(nn.Dense(width, **init)(x))
+            x = layers.activation(self.activation)(nn.Dense(width, **init)(x))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_classes, **init)(x)
 

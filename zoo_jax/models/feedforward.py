@@ -11,7 +11,7 @@ from functools import partial
 import flax.linen as nn
 import jax
 
-from zoo_jax import activations
+from zoo_jax.models import layers
 
 
 class MLP(nn.Module):
@@ -23,6 +23,8 @@ class MLP(nn.Module):
 
     Convention: Keras `Dense` defaults (Glorot-uniform kernels, zero biases). The readout
     returns logits; the softmax of the Keras model is folded into the cross-entropy loss.
+    `activation` is any name of `zoo_jax.activations.NAMES`; "maxout" makes each hidden layer
+    a `layers.Maxout` of `maxout_pieces` pieces (it replaces the Dense layer).
 
     Input: `(batch, *features)` floats, flattened to `(batch, prod(features))`.
     Output: `(batch, num_classes)` logits.
@@ -32,14 +34,17 @@ class MLP(nn.Module):
     num_classes: int = 10
     activation: str = "relu"
     dropout: float = 0.45
+    maxout_pieces: int = 2
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         dense = partial(nn.Dense, kernel_init=nn.initializers.glorot_uniform())
-        act = activations.get(self.activation)
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:
-            x = act(dense(width)(x))
+            if self.activation == "maxout":
+                x = layers.Maxout(width, self.maxout_pieces)(x)
+            else:
+                x = layers.activation(self.activation)(dense(width)(x))
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return dense(self.num_classes)(x)
 

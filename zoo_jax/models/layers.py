@@ -13,12 +13,15 @@ On GPU and TPU the native convolution is the fast one and is used unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from zoo_jax import activations
+from zoo_jax.errors import ZooError
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -121,3 +124,53 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding: str = "VALID") 
         x = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-jnp.inf)
     b, h, w, c = x.shape
     return x.reshape(b, h // window[0], window[0], w // window[1], window[1], c).max(axis=(2, 4))
+
+
+class PReLU(nn.Module):
+    """Parametric ReLU, f(x) = x for x ≥ 0 and a·x otherwise, with a learned slope `a` per
+    channel (the last axis).
+
+    Reference: He, Zhang, Ren & Sun, "Delving deep into rectifiers", ICCV 2015,
+    arXiv:1502.01852 — channel-wise slopes initialised at 0.25 (our defaults). Keras's
+    `PReLU` initialises a = 0 and learns one slope per element unless `shared_axes` is set;
+    on `(batch, features)` inputs, or with `shared_axes=[1, 2]` on images, it is this layer.
+    """
+
+    alpha_init: float = 0.25
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        alpha = self.param("alpha", nn.initializers.constant(self.alpha_init), (x.shape[-1],))
+        return jax.nn.relu(x) - alpha * jax.nn.relu(-x)  # Keras's form; no where() kink
+
+
+class Maxout(nn.Module):
+    """Maxout units: h_i = max_j (x·W_ij + b_ij), j = 1 … `pieces`.
+
+    Reference: Goodfellow, Warde-Farley, Mirza, Courville & Bengio, "Maxout networks",
+    ICML 2013, arXiv:1302.4389. A maxout unit replaces a Dense unit and its activation, so
+    the layer owns its `features × pieces` affine maps (kernel `(in, features * pieces)`,
+    pieces of one unit adjacent); Glorot-uniform kernels, zero biases, as Keras's Dense.
+    """
+
+    features: int
+    pieces: int = 2
+    kernel_init: nn.initializers.Initializer = nn.initializers.glorot_uniform()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.pieces < 1:
+            raise ZooError(f"maxout needs pieces >= 1, got {self.pieces}")
+        z = nn.Dense(self.features * self.pieces, kernel_init=self.kernel_init)(x)
+        return z.reshape(*z.shape[:-1], self.features, self.pieces).max(axis=-1)
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation `name` for use inside a compact module: an element-wise function from
+    `zoo_jax.activations`, or a new `PReLU` (which has parameters). Maxout is not element-wise
+    (it replaces the Dense layer before it): models build `Maxout` themselves."""
+    if name == "prelu":
+        return PReLU()
+    if name == "maxout":
+        raise ZooError("maxout replaces a Dense layer; this model cannot use it here")
+    return activations.get(name)

@@ -51,6 +51,11 @@ class RunConfig:
     seed: int = 0
     l1: float = 0.0
     l2: float = 0.0
+    # Keras hyperparameters of the optimizer and the options of `optim.make` (momentum,
+    # clipnorm, weight_decay, max_norm, ...); a learning-rate schedule by Keras name.
+    optimizer_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    schedule: str | None = None
+    schedule_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     devices: int | None = None
     parallel: str = "none"
@@ -87,7 +92,14 @@ class RunConfig:
         if self.l1 < 0 or self.l2 < 0:
             raise ZooError("l1 and l2 must be >= 0")
         losses.get(self.loss)
-        optim.defaults(self.optimizer)
+        if "learning_rate" in self.optimizer_options:
+            raise ZooError("set the learning rate with learning_rate (--lr), not an option")
+        optim.make(self.optimizer, **self.optimizer_options)  # names and ranges
+        if self.schedule is not None:
+            options = {"decay_steps": 1} | self.schedule_options
+            if self.schedule == "piecewise_constant_decay":
+                options.pop("decay_steps")
+            optim.schedule(self.schedule, 0.1, **options)
 
     def identity(self) -> dict[str, Any]:
         """The fields a checkpoint must agree on to be resumed (not epochs, devices, ...)."""
@@ -104,13 +116,30 @@ class RunConfig:
             "seed",
             "train_limit",
         )
-        return json.loads(json.dumps({k: getattr(self, k) for k in keys}))
+        identity = {k: getattr(self, k) for k in keys}
+        # Optimizer extras count only when set, so runs saved before they existed resume.
+        for key in ("optimizer_options", "schedule", "schedule_options"):
+            if getattr(self, key):
+                identity[key] = getattr(self, key)
+        return json.loads(json.dumps(identity))
 
 
-def build_learner(cfg: RunConfig):
+def build_optimizer(cfg: RunConfig, total_steps: int | None = None):
+    """The config's optax transform. A schedule without `decay_steps` decays over the whole
+    run (`total_steps`); evaluation passes None, which only the state's shape depends on."""
+    learning_rate = cfg.learning_rate or optim.defaults(cfg.optimizer)["learning_rate"]
+    if cfg.schedule is not None:
+        options = dict(cfg.schedule_options)
+        if cfg.schedule != "piecewise_constant_decay":
+            options.setdefault("decay_steps", max(total_steps or 1, 1))
+        learning_rate = optim.schedule(cfg.schedule, learning_rate, **options)
+    return optim.make(cfg.optimizer, **{**cfg.optimizer_options, "learning_rate": learning_rate})
+
+
+def build_learner(cfg: RunConfig, total_steps: int | None = None):
     card = registry.get_card(cfg.model)
     model = registry.get_model(cfg.model, **cfg.model_overrides)
-    tx = optim.make(cfg.optimizer, learning_rate=cfg.learning_rate)
+    tx = build_optimizer(cfg, total_steps)
     return LEARNERS[card.learner](model, loss=cfg.loss, optimizer=tx, l1=cfg.l1, l2=cfg.l2)
 
 
@@ -322,7 +351,7 @@ def fit(
     progress = sys.stderr.isatty() if progress is None else progress
     x_train, y_train, x_test, y_test = check_data(cfg, data) if data is not None else load_data(cfg)
 
-    learner = build_learner(cfg)
+    learner = build_learner(cfg, cfg.epochs * (len(x_train) // cfg.batch_size))
     steps = compile_steps(learner, cfg.parallel, cfg.devices)
     if cfg.batch_size % steps.num_devices:
         raise ZooError(
@@ -427,6 +456,8 @@ def fit(
         "dataset": cfg.dataset,
         "optimizer": cfg.optimizer,
         "learning_rate": cfg.learning_rate or optim.defaults(cfg.optimizer)["learning_rate"],
+        "optimizer_options": cfg.optimizer_options,
+        "schedule": cfg.schedule and {"name": cfg.schedule, **cfg.schedule_options},
         "loss": cfg.loss,
         "epochs": cfg.epochs,
         "steps": step,

@@ -1,0 +1,131 @@
+"""The optimizer study: the eight optimizers on the seed MLP and CNN, MNIST and Fashion-MNIST.
+
+    python -m experiments.optimizers            # 32 runs; rows with a result are skipped
+    python -m experiments.optimizers --quick    # CI: the MLP, 1 epoch on 512 images
+
+Every optimizer runs with the seed's defaults (`000_…` "优化者", `zoo-jax list --optimizers`)
+on the `003_…` models as registered (`mlp`: 784-256-256-10, dropout 0.45, 20 epochs; `cnn`:
+three 3×3/64 convolutions, dropout 0.2, 10 epochs), batch 128, seed 0, one run each. Writes
+`results/optimizers/<row>.json` (with the per-epoch training loss), one PNG per dataset with
+the eight training-loss curves of each model, and the table in `RESULTS.md`. Several runners
+may share the work (one per device or core): each claims a row before training it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from experiments import common, report
+from zoo_jax import optim
+from zoo_jax.train.loop import RunConfig, fit
+
+MODELS = ("mlp", "cnn")
+DATASETS = ("mnist", "fashion-mnist")
+OUT = common.RESULTS_DIR / "optimizers"
+
+
+def row_id(model: str, dataset: str, optimizer: str) -> str:
+    return f"{model}_{dataset}_{optimizer}"
+
+
+def run_row(model, dataset, optimizer, quick: bool, out_dir, data_dir) -> dict:
+    cfg = RunConfig(
+        model=model,
+        dataset=dataset,
+        optimizer=optimizer,
+        epochs=1 if quick else None,
+        train_limit=512 if quick else None,
+        test_limit=500 if quick else None,
+        data_dir=data_dir,
+    )
+    summary = fit(cfg, progress=False)
+    row = row_id(model, dataset, optimizer)
+    result = common.result_row("optimizers", row, summary, {"source": "seed defaults"})
+    result["config"]["optimizer_defaults"] = optim.defaults(optimizer)
+    result["history"] = [
+        {k: e[k] for k in ("epoch", "train_loss", "train_accuracy", "test_accuracy")}
+        for e in summary["history"]
+    ]
+    common.write_rows(out_dir / f"{row}.json", [result])
+    return result
+
+
+def plot(rows: list[dict], out_dir) -> list:
+    """One PNG per dataset: a panel per model, the eight training-loss curves in each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for dataset in DATASETS:
+        fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4), constrained_layout=True)
+        for ax, model in zip(axes, MODELS, strict=True):
+            for name in optim.OPTIMIZERS:
+                match = [r for r in rows if r["row"] == row_id(model, dataset, name)]
+                if match:
+                    history = match[0]["history"]
+                    ax.plot(
+                        [e["epoch"] for e in history],
+                        [e["train_loss"] for e in history],
+                        marker=".",
+                        label=name,
+                    )
+            ax.set(title=f"{model} on {dataset}", xlabel="epoch", ylabel="training loss")
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8)
+        path = out_dir / f"{dataset}_training_loss.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="MLP only, 1 epoch on 512 images")
+    parser.add_argument("--rows", default="", help="only rows whose id contains this")
+    parser.add_argument("--force", action="store_true", help="re-run rows that have results")
+    parser.add_argument("--no-report", action="store_true", help="skip plots and RESULTS.md")
+    parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
+    args = parser.parse_args(argv)
+    out_dir = common.RESULTS_DIR / "quick" / "optimizers" if args.quick else OUT
+    plan = [
+        (model, dataset, name)
+        for model in (MODELS[:1] if args.quick else MODELS)
+        for dataset in DATASETS
+        for name in optim.OPTIMIZERS
+        if args.rows in row_id(model, dataset, name)
+    ]
+    for model, dataset, name in plan:
+        row = row_id(model, dataset, name)
+        if (out_dir / f"{row}.json").exists() and not (args.force or args.quick):
+            continue
+        if not common.claim(out_dir / f"{row}.claim"):
+            print(f"{row}: claimed by another runner (delete its .claim file if none runs)")
+            continue
+        try:
+            result = run_row(model, dataset, name, args.quick, out_dir, args.data_dir)
+        finally:
+            (out_dir / f"{row}.claim").unlink(missing_ok=True)
+        m = result["metrics"]
+        print(
+            f"{row}: test {m['test_accuracy']:.4f}, final train loss {m['train_loss']:.4f}, "
+            f"{result['wall_s']} s",
+            flush=True,
+        )
+    if not args.no_report:
+        rows = common.read_rows(out_dir)
+        for path in plot(rows, out_dir):
+            print(path)
+        if not args.quick:
+            report.write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
