@@ -6,8 +6,10 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 os.environ["ZOO_JAX_OFFLINE"] = "1"  # tests never download
-os.environ.setdefault(
-    "ZOO_JAX_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+os.environ["KERAS_BACKEND"] = "jax"  # Keras 3 is the reference for optimizers, losses, layers
+os.environ["ZOO_JAX_DATA"] = os.path.abspath(  # absolute: notebooks and subprocesses chdir
+    os.environ.get("ZOO_JAX_DATA")
+    or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 )
 
 import numpy as np

@@ -55,6 +55,62 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert code == 0 and json.loads(out)["test"]["accuracy"] == trained["test_accuracy"]
 
 
+def test_list_optimizers_losses_schedules(capsys):
+    code, out, _ = _run(capsys, "list", "--optimizers", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and len(rows) == 8 and rows["adadelta"]["defaults"]["learning_rate"] == 1.0
+    assert rows["nag"]["keras"] == "keras.optimizers.SGD(nesterov=True)"
+    code, out, _ = _run(capsys, "list", "--losses")
+    assert (
+        code == 0
+        and len(out.splitlines()) == 14
+        and "['kld', 'kullback_leibler_divergence']" in out
+    )
+    code, out, _ = _run(capsys, "list", "--schedules", "--activations")
+    assert code == 0 and "cosine_decay" in out and "maxout" in out
+
+
+def test_train_reaches_optimizer_options_regularizers_and_losses(capsys, tmp_path):
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--train-limit",
+        "256",
+    ]
+    argv += ["--set", "hidden=[16]", "--set", 'activation="prelu"', "--run-dir", str(run)]
+    argv += [
+        "--optimizer",
+        "sgd",
+        "--opt",
+        "momentum=0.9",
+        "--opt",
+        "nesterov=true",
+        "--lr",
+        "0.05",
+    ]
+    argv += ["--loss", "huber", "--l1", "1e-5", "--l2", "1e-3", "--max-norm", "3"]
+    argv += ["--weight-decay", "1e-4", "--clipnorm", "1", "--schedule", "cosine_decay"]
+    argv += ["--schedule-opt", "alpha=0.1"]
+    code, out, _ = _run(capsys, *argv)
+    assert code == 0 and json.loads(out)["steps"] == 4
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["loss"] == "huber" and summary["schedule"] == {
+        "name": "cosine_decay",
+        "alpha": 0.1,
+    }
+    assert summary["optimizer_options"] == {
+        "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4, "max_norm": 3.0, "clipnorm": 1.0
+    }  # fmt: skip
+    code, out, _ = _run(capsys, "evaluate", str(run))  # restores the scheduled optimizer state
+    assert code == 0 and json.loads(out)["step"] == 4
+
+
 def test_bench_prints_one_json_line(capsys):
     code, out, _ = _run(capsys, "bench", "--model", "mlp", "--steps", "5", "--batch-size", "32")
     result = json.loads(out)
@@ -76,6 +132,15 @@ def test_bench_prints_one_json_line(capsys):
         (["train", "--model", "mlp", "--lr", "-1"], "learning_rate must be a finite number"),
         (["train", "--model", "mlp", "--devices", "4"], "needs --parallel"),
         (["train", "--model", "mlp", "--keep-checkpoints", "0"], "keep_checkpoints must be >= 1"),
+        (
+            ["train", "--model", "mlp", "--optimizer", "sgd", "--opt", "momentun=0.9"],
+            "did you mean 'momentum'",
+        ),
+        (["train", "--model", "mlp", "--opt", "learning_rate=0.1"], "(--lr)"),
+        (["train", "--model", "mlp", "--loss", "msee"], "did you mean 'mse'"),
+        (["train", "--model", "mlp", "--schedule", "cosine"], "did you mean 'cosine_decay'"),
+        (["train", "--model", "mlp", "--max-norm", "-1"], "max_norm must be a finite number"),
+        (["train", "--model", "mlp", "--optimizer", "adam", "--opt", "beta_1=1"], "[0, 1)"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

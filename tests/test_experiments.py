@@ -42,3 +42,32 @@ def test_readme_generated_blocks_are_current():
     text = report.README.read_text()
     for name, body in report.readme_blocks(common.read_rows(common.RESULTS_DIR)).items():
         assert f"<!-- BEGIN {name} -->\n{body}\n<!-- END {name} -->" in text, name
+
+
+def test_optimizer_study_quick(tmp_path, monkeypatch):
+    from experiments import optimizers
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert optimizers.main(["--quick", "--rows", "mlp_mnist"]) == 0
+    out = tmp_path / "quick" / "optimizers"
+    rows = common.read_rows(out)
+    assert sorted(r["config"]["optimizer"] for r in rows) == sorted(optimizers.optim.OPTIMIZERS)
+    for r in rows:
+        assert len(r["history"]) == 1 and r["history"][0]["train_loss"] > 0
+    assert (out / "mnist_training_loss.png").stat().st_size > 10_000
+    table = "\n".join(report._optimizer_table(rows))
+    assert table.count("| mlp | mnist |") == 8 and "not run yet" in table  # the CNN rows
+
+
+def test_optimizer_study_results_are_complete():
+    """The committed study: 2 models x 2 datasets x 8 optimizers, each trained to the end."""
+    from experiments import optimizers
+
+    rows = [r for r in common.read_rows(common.RESULTS_DIR) if r["experiment"] == "optimizers"]
+    assert len(rows) == 32 and len({r["row"] for r in rows}) == 32
+    for r in rows:
+        epochs = 20 if r["model"] == "mlp" else 10
+        assert r["config"]["epochs"] == epochs and len(r["history"]) == epochs
+        assert r["config"]["train_limit"] is None and 0.8 < r["metrics"]["test_accuracy"] < 1
+    for dataset in optimizers.DATASETS:
+        assert (optimizers.OUT / f"{dataset}_training_loss.png").exists()
