@@ -96,10 +96,11 @@ def test_train_reaches_optimizer_options_regularizers_and_losses(capsys, tmp_pat
     ]
     argv += ["--loss", "huber", "--l1", "1e-5", "--l2", "1e-3", "--max-norm", "3"]
     argv += ["--weight-decay", "1e-4", "--clipnorm", "1", "--schedule", "cosine_decay"]
-    argv += ["--schedule-opt", "alpha=0.1"]
+    argv += ["--schedule-opt", "alpha=0.1", "--loss-opt", "delta=0.5"]
     code, out, _ = _run(capsys, *argv)
     assert code == 0 and json.loads(out)["steps"] == 4
     summary = json.loads((run / "summary.json").read_text())
+    assert summary["loss_options"] == {"delta": 0.5}
     assert summary["loss"] == "huber" and summary["schedule"] == {
         "name": "cosine_decay",
         "alpha": 0.1,
@@ -138,6 +139,7 @@ def test_bench_prints_one_json_line(capsys):
         ),
         (["train", "--model", "mlp", "--opt", "learning_rate=0.1"], "(--lr)"),
         (["train", "--model", "mlp", "--loss", "msee"], "did you mean 'mse'"),
+        (["train", "--model", "mlp", "--loss", "huber", "--loss-opt", "delt=1"], "'delta'"),
         (["train", "--model", "mlp", "--schedule", "cosine"], "did you mean 'cosine_decay'"),
         (["train", "--model", "mlp", "--max-norm", "-1"], "max_norm must be a finite number"),
         (["train", "--model", "mlp", "--optimizer", "adam", "--opt", "beta_1=1"], "[0, 1)"),

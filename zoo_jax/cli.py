@@ -147,6 +147,7 @@ def _run_config(args):
     for key in ("weight_decay", "max_norm", "clipnorm"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    loss_options = _json_pairs(args.loss_opt, "--loss-opt", "label_smoothing=0.1")
     schedule_options = _json_pairs(args.schedule_opt, "--schedule-opt", "decay_rate=0.5")
     return RunConfig(
         model=args.model,
@@ -160,6 +161,7 @@ def _run_config(args):
         l1=args.l1,
         l2=args.l2,
         optimizer_options=options,
+        loss_options=loss_options,
         schedule=args.schedule,
         schedule_options={
             k: list(v) if isinstance(v, tuple) else v for k, v in schedule_options.items()
@@ -274,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--optimizer", help="sgd | nag | rmsprop | adagrad | adadelta | adam | adamax | nadam"
     )
-    p.add_argument("--loss")
+    p.add_argument("--loss", help="a Keras loss (zoo-jax list --losses)")
+    p.add_argument("--loss-opt", action="append", metavar="KEY=JSON", help="loss option")
     p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
     p.add_argument("--epochs", type=int, help="total epochs (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, help="global batch size")

@@ -148,12 +148,12 @@ def gradient_learner(
     optimizer: optax.GradientTransformation,
     l1: float = 0.0,
     l2: float = 0.0,
+    loss_options: dict[str, Any] | None = None,
 ) -> GradientLearner:
-    """A `GradientLearner` whose per-example loss is the Keras loss `loss`, fed the model's
-    logits as `losses.for_classifier` describes."""
-    return GradientLearner(
-        model=model, loss=losses.for_classifier(loss), optimizer=optimizer, l1=l1, l2=l2
-    )
+    """A `GradientLearner` whose per-example loss is the Keras loss `loss` (with its
+    `loss_options`), fed the model's logits as `losses.for_classifier` describes."""
+    loss_fn = losses.for_classifier(loss, **(loss_options or {}))
+    return GradientLearner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
 
 
 LEARNERS: dict[str, Callable[..., Any]] = {"gradient": gradient_learner}

@@ -38,6 +38,7 @@ host before they reach a device, so there this never happens.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -249,7 +250,7 @@ def _takes_logits(fn) -> bool:
     return "from_logits" in inspect.signature(fn).parameters
 
 
-def for_classifier(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+def for_classifier(name: str, **options) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Loss `name` as a function of integer labels and a classifier's logits, per example.
 
     The zoo's classifiers end in a linear layer, so the loss decides what it is fed:
@@ -257,10 +258,19 @@ def for_classifier(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     + cross-entropy); the hinges take the raw scores, as an SVM head does; every other loss
     compares the softmax probabilities with the one-hot labels, as a Keras model ending in
     `Dense(k, activation="softmax")` does. Labels are one-hot encoded except for the sparse
-    cross-entropy.
+    cross-entropy. `options` are the loss's own (`delta`, `label_smoothing`).
     """
     fn = get(name)
     name = ALIASES.get(name, name)
+    accepted = [
+        k for k, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty and k != "from_logits"
+    ]  # fmt: skip
+    for key in options:
+        if key not in accepted:
+            raise UnknownNameError(f"option of loss {name!r}", key, accepted)
+    if options:
+        fn = functools.partial(fn, **options)
 
     def loss(labels, logits):
         if name == "sparse_categorical_crossentropy":

@@ -46,6 +46,7 @@ class RunConfig:
     optimizer: str | None = None
     learning_rate: float | None = None
     loss: str | None = None
+    loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # delta, ...
     epochs: int | None = None
     batch_size: int | None = None
     seed: int = 0
@@ -91,7 +92,7 @@ class RunConfig:
             raise ZooError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.l1 < 0 or self.l2 < 0:
             raise ZooError("l1 and l2 must be >= 0")
-        losses.get(self.loss)
+        losses.for_classifier(self.loss, **self.loss_options)
         if "learning_rate" in self.optimizer_options:
             raise ZooError("set the learning rate with learning_rate (--lr), not an option")
         optim.make(self.optimizer, **self.optimizer_options)  # names and ranges
@@ -118,7 +119,7 @@ class RunConfig:
         )
         identity = {k: getattr(self, k) for k in keys}
         # Optimizer extras count only when set, so runs saved before they existed resume.
-        for key in ("optimizer_options", "schedule", "schedule_options"):
+        for key in ("loss_options", "optimizer_options", "schedule", "schedule_options"):
             if getattr(self, key):
                 identity[key] = getattr(self, key)
         return json.loads(json.dumps(identity))
@@ -140,7 +141,9 @@ def build_learner(cfg: RunConfig, total_steps: int | None = None):
     card = registry.get_card(cfg.model)
     model = registry.get_model(cfg.model, **cfg.model_overrides)
     tx = build_optimizer(cfg, total_steps)
-    return LEARNERS[card.learner](model, loss=cfg.loss, optimizer=tx, l1=cfg.l1, l2=cfg.l2)
+    return LEARNERS[card.learner](
+        model, loss=cfg.loss, optimizer=tx, l1=cfg.l1, l2=cfg.l2, loss_options=cfg.loss_options
+    )
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -459,6 +462,7 @@ def fit(
         "optimizer_options": cfg.optimizer_options,
         "schedule": cfg.schedule and {"name": cfg.schedule, **cfg.schedule_options},
         "loss": cfg.loss,
+        "loss_options": cfg.loss_options,
         "epochs": cfg.epochs,
         "steps": step,
         "batch_size": cfg.batch_size,
