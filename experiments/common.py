@@ -106,3 +106,29 @@ def claim(path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def run_claimed(plan, out_dir: Path, run, *, force: bool = False, quick: bool = False) -> list:
+    """Run `run(*item)` for each `(row_id, *item)` of `plan` that has no result file yet
+    (all with `force` or `quick`), claiming each row first so parallel runners share the
+    work. Returns the result rows written."""
+    done = []
+    for row, *item in plan:
+        if (out_dir / f"{row}.json").exists() and not (force or quick):
+            continue
+        if not claim(out_dir / f"{row}.claim"):
+            print(f"{row}: claimed by another runner (delete its .claim file if none runs)")
+            continue
+        try:
+            result = run(*item)
+        finally:
+            (out_dir / f"{row}.claim").unlink(missing_ok=True)
+        write_rows(out_dir / f"{row}.json", [result])
+        m = result["metrics"]
+        print(
+            f"{row}: test {m['test_accuracy']:.4f}, final train loss {m['train_loss']:.4f}, "
+            f"{result['wall_s']} s",
+            flush=True,
+        )
+        done.append(result)
+    return done

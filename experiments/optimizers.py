@@ -30,7 +30,7 @@ def row_id(model: str, dataset: str, optimizer: str) -> str:
     return f"{model}_{dataset}_{optimizer}"
 
 
-def run_row(model, dataset, optimizer, quick: bool, out_dir, data_dir) -> dict:
+def run_row(model, dataset, optimizer, quick: bool, data_dir) -> dict:
     cfg = RunConfig(
         model=model,
         dataset=dataset,
@@ -48,7 +48,6 @@ def run_row(model, dataset, optimizer, quick: bool, out_dir, data_dir) -> dict:
         {k: e[k] for k in ("epoch", "train_loss", "train_accuracy", "test_accuracy")}
         for e in summary["history"]
     ]
-    common.write_rows(out_dir / f"{row}.json", [result])
     return result
 
 
@@ -95,29 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out_dir = common.RESULTS_DIR / "quick" / "optimizers" if args.quick else OUT
     plan = [
-        (model, dataset, name)
+        (row_id(model, dataset, name), model, dataset, name)
         for model in (MODELS[:1] if args.quick else MODELS)
         for dataset in DATASETS
         for name in optim.OPTIMIZERS
         if args.rows in row_id(model, dataset, name)
     ]
-    for model, dataset, name in plan:
-        row = row_id(model, dataset, name)
-        if (out_dir / f"{row}.json").exists() and not (args.force or args.quick):
-            continue
-        if not common.claim(out_dir / f"{row}.claim"):
-            print(f"{row}: claimed by another runner (delete its .claim file if none runs)")
-            continue
-        try:
-            result = run_row(model, dataset, name, args.quick, out_dir, args.data_dir)
-        finally:
-            (out_dir / f"{row}.claim").unlink(missing_ok=True)
-        m = result["metrics"]
-        print(
-            f"{row}: test {m['test_accuracy']:.4f}, final train loss {m['train_loss']:.4f}, "
-            f"{result['wall_s']} s",
-            flush=True,
-        )
+    run = lambda model, dataset, name: run_row(model, dataset, name, args.quick, args.data_dir)
+    common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not args.no_report:
         rows = common.read_rows(out_dir)
         for path in plot(rows, out_dir):

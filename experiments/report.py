@@ -89,6 +89,55 @@ def _optimizer_table(rows: list[dict]) -> list[str]:
     return [*out, ""]
 
 
+def _conv_zoo_table(rows: list[dict]) -> list[str]:
+    from experiments import conv_zoo
+
+    out = [
+        "Each architecture in its small-image configuration (28×28, or 32×32 padded for",
+        "LeNet-5 and VGG), Adam, batch 128, one run per cell (`python -m experiments.conv_zoo`).",
+        "Targets: MNIST ≥ 99.2 %, Fashion-MNIST ≥ 91 % (LeNet-5 ≥ 89 %). Benchmark = the",
+        "Fashion-MNIST README's published figure for the family. Wall time includes compilation",
+        "and, where several runners shared a device, waiting for it.",
+        "",
+        "| model | width | params | epochs | lr | MNIST | Fashion-MNIST | Fashion benchmark | "
+        "targets | wall s | device |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|",
+    ]
+    cells = defaultdict(dict)
+    for r in rows:
+        width = r["config"]["model_overrides"].get("width", 1)
+        cells[(r["model"], width)][r["dataset"]] = r
+    order = {m: i for i, m in enumerate(conv_zoo.MODELS)}
+    for (model, width), by_ds in sorted(
+        cells.items(), key=lambda kv: (kv[0][1] != 1, order.get(kv[0][0], 99))
+    ):
+        any_row = next(iter(by_ds.values()))
+        verdicts, accs = [], []
+        for ds in conv_zoo.DATASETS:
+            r = by_ds.get(ds)
+            if r is None:
+                accs.append("not run")
+                continue
+            acc = r["metrics"]["test_accuracy"]
+            need = r["reference"]["target_accuracy"]
+            accs.append(f"**{_pct(acc)}**")
+            if acc < need:
+                verdicts.append(f"{ds} missed by {100 * (need - acc):.2f}")
+        bench = by_ds.get("fashion-mnist", {}).get("reference", {}).get("fashion_benchmark", "")
+        cfg = any_row["config"]
+        lr = cfg["learning_rate"] or 1e-3
+        wall = sum(r["wall_s"] for r in by_ds.values())
+        out.append(
+            f"| {model} | {width:g} | {cfg['params']:,} | {cfg['epochs']} | {lr:g} | "
+            f"{accs[0]} | {accs[1]} | {bench} | {'; '.join(verdicts) or 'met'} | "
+            f"{wall:.0f} | {any_row['device']} |"
+        )
+    missing = [m for m in conv_zoo.MODELS if not any(k[0] == m for k in cells)]
+    if missing:
+        out += ["", f"Not run yet: {', '.join(f'`{m}`' for m in missing)}."]
+    return [*out, ""]
+
+
 def _seed_table_findings(rows: list[dict], crosschecks: list[dict]) -> list[str]:
     from experiments import seed_tables
 
@@ -152,6 +201,9 @@ def render(rows: list[dict]) -> str:
             continue
         if exp == "optimizers":
             out += _optimizer_table(exp_rows)
+            continue
+        if exp == "conv_zoo":
+            out += _conv_zoo_table(exp_rows)
             continue
         exp_rows = sorted(exp_rows, key=lambda r: (r["reference"]["source"], r["model"], r["row"]))
         out += [

@@ -110,10 +110,10 @@ def cmd_info(args) -> None:
     card = registry.get_card(args.name)
     model = registry.get_model(args.name)
     for field in dataclasses.fields(card):
-        if field.name not in ("build", "test_overrides"):
+        if field.name not in ("build", "test_overrides", "param_convention"):
             print(f"{field.name:>14}: {getattr(card, field.name)}")
     count = registry.count_params(args.name)
-    print(f"{'params':>14}: {count:,} (trainable parameters only)")
+    print(f"{'params':>14}: {count:,} ({card.param_convention}, at the input above)")
     x = jnp.zeros((1, *card.input_shape), jnp.float32)
     print(
         model.tabulate(
@@ -214,11 +214,11 @@ def bench(
     ).resolved()
     if steps < 3:
         raise ZooError("--steps must be >= 3")
-    card = registry.get_card(model)
+    _, input_shape, num_classes = registry.training_spec(model, cfg.model_overrides)
     rng = np.random.default_rng(0)
-    batch = {
-        "inputs": rng.random((batch_size, *card.input_shape), dtype=np.float32),
-        "labels": rng.integers(0, card.num_classes, batch_size).astype(np.int32),
+    batch = {  # the configuration training uses (the small-image one where a card has it)
+        "inputs": rng.random((batch_size, *input_shape), dtype=np.float32),
+        "labels": rng.integers(0, num_classes, batch_size).astype(np.int32),
     }
     learner = build_learner(cfg)
     compiled = compile_steps(learner, "none", 1)

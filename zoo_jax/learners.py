@@ -23,6 +23,7 @@ and devices; the loop divides at the end.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ from zoo_jax.optim import regularization_penalty
 from zoo_jax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
+AUX_WEIGHT = 0.3  # Szegedy et al. 2015: auxiliary classifier losses count 0.3 in training
 Metrics = dict[str, jax.Array]
 
 
@@ -66,7 +68,9 @@ class GradientLearner:
 
     `loss` is per-example and takes logits (`from_logits=True` already bound). A non-finite
     loss or gradient leaves params and optimizer state unchanged for that step and reports
-    `finite = False`; the loop then stops or goes on according to its NaN policy. Skipping in
+    `finite = False`; the loop then stops or goes on according to its NaN policy. A model
+    that returns `(logits, *aux_logits)` in training adds `AUX_WEIGHT` × each auxiliary loss;
+    the reported loss and accuracy are the main head's. Skipping in
     the graph (rather than testing on the host) keeps the step free of host round-trips.
     """
 
@@ -78,7 +82,8 @@ class GradientLearner:
 
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
         params_rng, run_rng = jax.random.split(rng)
-        variables = dict(self.model.init(params_rng, sample_batch["inputs"], train=False))
+        init = jax.jit(functools.partial(self.model.init, train=False))  # one compile, not
+        variables = dict(init(params_rng, sample_batch["inputs"]))  # op-by-op dispatch
         params = variables.pop("params")
         return TrainState(
             step=jnp.zeros((), jnp.int32),
@@ -105,8 +110,13 @@ class GradientLearner:
             logits, model_state = self._apply(
                 params, state.model_state, batch["inputs"], train=True, rng=rng
             )
+            aux = ()
+            if isinstance(logits, tuple):  # auxiliary classifiers (GoogLeNet), training only
+                logits, *aux = logits
             data_loss = jnp.mean(self.loss(batch["labels"], logits))
-            total = data_loss + regularization_penalty(params, self.l1, self.l2)
+            aux_loss = sum(jnp.mean(self.loss(batch["labels"], a)) for a in aux)
+            total = data_loss + AUX_WEIGHT * aux_loss
+            total = total + regularization_penalty(params, self.l1, self.l2)
             return total, (data_loss, logits, model_state)
 
         grads, (data_loss, logits, model_state) = jax.grad(objective, has_aux=True)(state.params)

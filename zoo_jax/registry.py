@@ -8,6 +8,11 @@
 A card says what a model is (family, chart node of DESIGN §9, reference), what it eats
 (per-example input shape, classes) and how the seed trains it (learner, dataset, optimizer,
 loss, epochs, batch size). Overrides passed to `get_model` become module attributes.
+
+ImageNet-sized cards (the convolutional zoo) declare their reference input (e.g. 224×224×3,
+1000 classes): `get_model(name)` and `count_params(name)` give that configuration. zoo_jax's
+datasets are 28×28 greyscale, so those cards also carry a small-image configuration
+(`small_overrides`, `small_input_shape`) and training always uses it (`training_spec`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -46,7 +52,133 @@ class ZooCard:
     batch_size: int = 128
     description: str = ""
     test_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    small_input_shape: tuple[int, ...] | None = None  # the 28×28 configuration's input
+    small_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    param_convention: str = "trainable parameters"
 
+
+_SMALL = {"small": True, "num_classes": 10}
+_TINY = {**_SMALL, "width": 1 / 16}
+
+
+def _conv(name, node, build, reference, description, input_shape=(224, 224, 3), **kw) -> ZooCard:
+    """A card of the convolutional zoo: ImageNet reference input, 28×28 training config."""
+    small_overrides = kw.pop("small_overrides", _SMALL)
+    return ZooCard(
+        name=name,
+        family="convolutional",
+        chart_node=node,
+        reference=reference,
+        build=build,
+        input_shape=input_shape,
+        input_layout="NHWC",
+        num_classes=kw.pop("num_classes", 1000),
+        epochs=kw.pop("epochs", 10),
+        description=description,
+        small_input_shape=kw.pop("small_input_shape", (28, 28, 1)),
+        small_overrides=small_overrides,
+        test_overrides=kw.pop("test_overrides", {**small_overrides, "width": 1 / 16}),
+        **kw,
+    )
+
+
+_TV = "torchvision.models"
+_KA = "keras.applications"
+_RESNET = "He et al. 2016, arXiv:1512.03385"
+_VGG = "Simonyan & Zisserman 2015, arXiv:1409.1556"
+_GOOGLENET = "Szegedy et al. 2015, arXiv:1409.4842"
+_ALEXNET = "Krizhevsky, Sutskever & Hinton 2012, NeurIPS"
+_CLASSIFIER_SMALL = {**_SMALL, "hidden": 512}
+_CONV_ZOO = [
+    ZooCard(
+        name="dcn",
+        family="convolutional",
+        chart_node="deep_convolutional_network",
+        reference="LeCun et al. 1998, doi:10.1109/5.726791 (the chart's DCN, configurable)",
+        build=partial(
+            convolutional.DeepConvNet, features=(32, 64), pool_after=(True, True),
+            padding="SAME", hidden=(128,), dropout=0.3,
+        ),
+        input_shape=(28, 28, 1),
+        input_layout="NHWC",
+        description="conv-ReLU-pool x2 (32, 64; 3x3 SAME), dense 128, dropout 0.3, dense 10",
+        test_overrides={"features": (4, 4), "hidden": (8,)},
+    ),
+    ZooCard(
+        name="lenet5",
+        family="convolutional",
+        chart_node="lenet5",
+        reference="LeCun et al. 1998, doi:10.1109/5.726791 (Table I, Appendix A)",
+        build=convolutional.LeNet5,
+        input_shape=(32, 32, 1),
+        input_layout="NHWC (MNIST padded to 32x32, as in the paper)",
+        learning_rate=1e-3,
+        epochs=20,
+        description="C1-S2-C3 (connection table)-S4-C5-F6, scaled tanh, RBF output",
+    ),
+    ZooCard(
+        name="lenet5_keras",
+        family="convolutional",
+        chart_node="lenet5",
+        reference="LeCun et al. 1998; the Keras LeNet-5 of seed 000",
+        build=convolutional.KerasLeNet,
+        input_shape=(32, 32, 1),
+        input_layout="NHWC (MNIST padded to 32x32)",
+        description="3x3 conv 6 and 16 with ReLU, 2x2 average pools, dense 120-84-10",
+    ),
+    _conv("alexnet", "alexnet", convolutional.AlexNet, f"{_ALEXNET}; {_TV}.alexnet",
+          "torchvision's single-tower AlexNet", small_overrides=_CLASSIFIER_SMALL),
+    _conv("alexnet_caffe", "alexnet", convolutional.AlexNetCaffe,
+          f"{_ALEXNET}; Caffe bvlc_alexnet (two towers as groups=2, LRN)",
+          "the paper's two-tower AlexNet: grouped conv2/4/5, LRN", input_shape=(227, 227, 3),
+          small_overrides=_CLASSIFIER_SMALL),
+    _conv("zfnet", "zfnet", convolutional.ZFNet, "Zeiler & Fergus 2014, arXiv:1311.2901",
+          "7x7/2 first layer, 5x5/2 second, LRN as contrast normalisation",
+          small_overrides=_CLASSIFIER_SMALL),
+    *[
+        _conv(f"vgg{d}{bn}", "vgg", partial(convolutional.VGG[d], batch_norm=bool(bn)),
+              f"{_VGG}; {_TV}.vgg{d}{bn}", f"VGG-{d}{' with batch norm' if bn else ''}",
+              small_input_shape=(32, 32, 1), small_overrides=_CLASSIFIER_SMALL)
+        for d in (11, 13, 16, 19)
+        for bn in ("", "_bn")
+    ],
+    _conv("googlenet", "googlenet", convolutional.GoogLeNet, f"{_GOOGLENET}; {_TV}.googlenet",
+          "Inception v1, torchvision layout (BN, 3x3 in the 5x5 branch), 2 auxiliary heads",
+          small_overrides={**_SMALL, "aux_logits": False},
+          param_convention="trainable parameters with the auxiliary heads (6,624,904 without)"),
+    _conv("googlenet_paper", "googlenet", partial(convolutional.GoogLeNet, paper=True),
+          _GOOGLENET, "Inception v1 as published: 5x5 branch, LRN, no BN, 2 auxiliary heads",
+          small_overrides={**_SMALL, "aux_logits": False}),
+    *[
+        _conv(f"resnet{d}", "deep_residual_network", partial(convolutional.ResNet, depth=d),
+              f"{_RESNET}; {_TV}.resnet{d} (v1.5)", f"ResNet-{d} v1.5")
+        for d in (18, 34, 50, 101, 152)
+    ],
+    _conv("resnet50_keras", "deep_residual_network",
+          partial(convolutional.ResNet, depth=50, version="1"), f"{_RESNET}; {_KA}.ResNet50",
+          "ResNet-50 v1 (stride on the first 1x1, conv biases)"),
+    *[
+        _conv(f"preact_resnet{d}", "deep_residual_network",
+              partial(convolutional.PreActResNet, depth=d),
+              "He et al. 2016b, arXiv:1603.05027"
+              + (f"; {_KA}.ResNet{d}V2" if d >= 50 else " (Keras V2 layout, basic blocks)"),
+              f"pre-activation ResNet-{d}")
+        for d in (18, 34, 50, 101, 152)
+    ],
+    _conv("resnext50_32x4d", "resnext",
+          partial(convolutional.ResNet, depth=50, groups=32, base_width=4),
+          f"Xie et al. 2017, arXiv:1611.05431; {_TV}.resnext50_32x4d", "ResNeXt-50 32x4d",
+          test_overrides={**_SMALL, "width": 0.5}),  # 32 groups need width >= 1/2
+    _conv("resnext101_32x8d", "resnext",
+          partial(convolutional.ResNet, depth=101, groups=32, base_width=8),
+          f"Xie et al. 2017, arXiv:1611.05431; {_TV}.resnext101_32x8d", "ResNeXt-101 32x8d",
+          test_overrides={**_SMALL, "width": 0.25}),
+    _conv("xception", "xception", convolutional.Xception,
+          f"Chollet 2017, arXiv:1610.02357; {_KA}.Xception",
+          "entry / middle (8 blocks) / exit flows of depthwise-separable convolutions",
+          input_shape=(299, 299, 3),
+          param_convention="trainable parameters (Keras's total adds 54,528 BN statistics)"),
+]  # fmt: skip
 
 _SEED_003 = "Atienza, Advanced Deep Learning with Keras (2018), ch. 1 (seed 003)"
 
@@ -107,6 +239,7 @@ MODELS: dict[str, ZooCard] = {
             description="5x5/32 and 5x5/64 SAME convolutions, 2x2 pools, FC 1024, dropout 0.5",
             test_overrides={"features": (4, 4), "hidden": (8,), "dropout": 0.0},
         ),
+        *_CONV_ZOO,
     ]
 }
 
@@ -134,6 +267,17 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
         bad = sorted(unknown)[0]
         raise UnknownNameError(f"option of model {name!r}", bad, fields)
     return card.build(**overrides)
+
+
+def training_spec(name: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], tuple, int]:
+    """What training on zoo_jax's 28×28 datasets builds: (model overrides, per-example input
+    shape, classes). Cards with a small-image configuration use it; `overrides` win."""
+    card = get_card(name)
+    if card.small_input_shape is None:
+        merged, shape = dict(overrides), card.input_shape
+    else:
+        merged, shape = {**card.small_overrides, **overrides}, card.small_input_shape
+    return merged, shape, merged.get("num_classes", card.num_classes)
 
 
 def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | None = None) -> int:

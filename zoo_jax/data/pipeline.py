@@ -58,6 +58,10 @@ def validate_labels(y: np.ndarray, num_classes: int, n: int) -> None:
 def images_to_inputs(images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """uint8 IDX images `(n, 28, 28)` → float32 in [0, 1] shaped `(n, *input_shape)`."""
     x = images.astype(np.float32) / 255.0
+    if len(input_shape) == 3 and input_shape[2] == 1 and input_shape[:2] > x.shape[1:3]:
+        # 28×28 → a larger greyscale input (LeNet-5's 32×32): zero-pad around, as LeCun did
+        (dh, dw) = (input_shape[0] - x.shape[1], input_shape[1] - x.shape[2])
+        x = np.pad(x, ((0, 0), (dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))
     if int(np.prod(x.shape[1:])) != int(np.prod(input_shape)):
         raise InputError(
             f"images of shape {images.shape[1:]} cannot feed a model expecting {input_shape}"

@@ -12,7 +12,10 @@ from functools import partial
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+from jax import lax
 
+from zoo_jax.errors import ZooError
 from zoo_jax.models import layers
 
 
@@ -77,3 +80,529 @@ TutorialCNN = partial(
 )
 
 TinyCNN = partial(DeepConvNet, features=(4, 4), pool_after=(True, False), dropout=0.0)
+
+
+# --- LeNet-5 --------------------------------------------------------------------------------
+
+# LeCun et al. 1998, Table I: which S2 maps (rows) feed each C3 map (columns), 60 connections.
+LENET_C3_TABLE = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5),
+)  # fmt: skip
+
+
+def _lecun_tanh(x: jax.Array) -> jax.Array:
+    """LeCun et al. 1998, Appendix A: f(a) = 1.7159 tanh(2a/3)."""
+    return 1.7159 * jnp.tanh(2.0 / 3.0 * x)
+
+
+class Subsampling(nn.Module):
+    """LeNet-5's trainable subsampling (S2, S4): per map, the sum of each 2×2 block times a
+    learned coefficient plus a learned bias, through the squashing function (2 parameters
+    per map)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        maps = x.shape[-1]
+        coefficient = self.param("coefficient", nn.initializers.constant(0.25), (maps,))
+        bias = self.param("bias", nn.initializers.zeros_init(), (maps,))
+        return _lecun_tanh(4 * layers.pool(x, "avg", 2, 2) * coefficient + bias)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as in LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied to
+    document recognition", Proc. IEEE 86(11), 1998, doi:10.1109/5.726791.
+
+    32×32 input (MNIST is padded by 2, as in the paper), C1 (6@5×5), S2 (trainable
+    subsampling), C3 (16@5×5 with the partial connection table `LENET_C3_TABLE`), S4, C5
+    (120@5×5), F6 (84), squashing f(a) = 1.7159 tanh(2a/3): 60,000 trainable parameters.
+    `output="rbf"`: the paper's Euclidean RBF units with fixed codes, logits = −‖F6 − code‖²;
+    the paper draws each code as a 7×12 bitmap of the character, which it does not print,
+    so ours are fixed random ±1 vectors (seed 0). `output="softmax"` puts a trainable Dense
+    readout there instead (+850 parameters), the usual modern reading.
+    """
+
+    num_classes: int = 10
+    output: str = "rbf"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        conv = lambda n, **kw: layers.Conv2D(n, (5, 5), padding="VALID", **kw)
+        x = Subsampling()(_lecun_tanh(conv(6)(x)))  # C1, S2
+        rows = [r for table in LENET_C3_TABLE for r in table]
+        cols = [c for c, table in enumerate(LENET_C3_TABLE) for _ in table]
+        weights = self.param("C3_kernel", nn.initializers.lecun_normal(), (5, 5, len(rows)))
+        kernel = jnp.zeros((5, 5, 6, 16), x.dtype).at[:, :, rows, cols].set(weights)
+        x = conv2d(x, kernel) + self.param("C3_bias", nn.initializers.zeros_init(), (16,))
+        x = Subsampling()(_lecun_tanh(x))  # C3, S4
+        x = _lecun_tanh(conv(120)(x)).reshape(x.shape[0], -1)  # C5
+        x = _lecun_tanh(nn.Dense(84)(x))  # F6
+        if self.output == "softmax":
+            return nn.Dense(self.num_classes)(x)
+        if self.output != "rbf":
+            raise ZooError(f"LeNet5 output must be 'rbf' or 'softmax', got {self.output!r}")
+        codes = jax.random.rademacher(jax.random.PRNGKey(0), (self.num_classes, 84), x.dtype)
+        return -jnp.sum(jnp.square(x[:, None, :] - codes), axis=-1)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_NHWC)
+
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+class KerasLeNet(nn.Module):
+    """The LeNet-5 of seed `000_…` (Keras): 3×3 convolutions with ReLU, 2×2 average pools,
+    Dense 120-84-10, on 32×32×1 input (81,194 parameters)."""
+
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        init = {"kernel_init": nn.initializers.glorot_uniform()}
+        for width in (6, 16):
+            x = nn.relu(layers.Conv2D(width, (3, 3), padding="VALID", **init)(x))
+            x = layers.pool(x, "avg", 2, 2)
+        x = x.reshape(x.shape[0], -1)
+        for width in (120, 84):
+            x = nn.relu(nn.Dense(width, **init)(x))
+        return nn.Dense(self.num_classes, **init)(x)
+
+
+# --- AlexNet, ZFNet, VGG: convolution stacks with a dense classifier ------------------------
+
+
+class Classifier(nn.Module):
+    """The AlexNet / VGG head: (dropout → dense → ReLU) × 2 → dense, on the flattened map."""
+
+    hidden: int = 4096
+    num_classes: int = 1000
+    dropout: float = 0.5
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        x = x.reshape(x.shape[0], -1)
+        for _ in range(2):
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+            x = nn.relu(nn.Dense(self.hidden)(x))
+        return nn.Dense(self.num_classes)(x)
+
+
+# One convolution: (features, kernel, stride, padding, groups); "M" / "M3" / "N": max-pool
+# 2×2/2, overlapping max-pool 3×3/2, local response normalisation.
+ALEXNET = ((64, 11, 4, 2, 1), "M3", (192, 5, 1, 2, 1), "M3", (384, 3, 1, 1, 1),
+           (256, 3, 1, 1, 1), (256, 3, 1, 1, 1), "M3")  # fmt: skip
+ALEXNET_CAFFE = ((96, 11, 4, 0, 1), "N", "M3", (256, 5, 1, 2, 2), "N", "M3", (384, 3, 1, 1, 1),
+                 (384, 3, 1, 1, 2), (256, 3, 1, 1, 2), "M3")  # fmt: skip
+ZFNET = ((96, 7, 2, 1, 1), "M3p", "N", (256, 5, 2, 0, 1), "M3p", "N", (384, 3, 1, 1, 1),
+         (384, 3, 1, 1, 1), (256, 3, 1, 1, 1), "M3")  # fmt: skip
+# Small-image stems (28×28): the first convolution becomes 3×3 / stride 1.
+SMALL_FIRST = {"alexnet": (64, 3, 1, 1, 1), "caffe": (96, 3, 1, 1, 1), "zfnet": (96, 3, 1, 1, 1)}
+
+
+def _vgg(config: str) -> tuple:
+    layer_counts = {"A": (1, 1, 2, 2, 2), "B": (2, 2, 2, 2, 2), "D": (2, 2, 3, 3, 3),
+                    "E": (2, 2, 4, 4, 4)}[config]  # fmt: skip
+    out = []
+    for width, count in zip((64, 128, 256, 512, 512), layer_counts, strict=True):
+        out += [(width, 3, 1, 1, 1)] * count + ["M"]
+    return tuple(out)
+
+
+class ConvStack(nn.Module):
+    """A plain convolution stack (ReLU after every convolution) and the AlexNet / VGG
+    classifier: AlexNet, its Caffe two-tower form, ZFNet and VGG share it.
+
+    `layers_spec` lists convolutions `(features, kernel, stride, padding, groups)` and
+    "M" (2×2 max-pool), "M3" (3×3/2 max-pool), "M3p" (3×3/2, padded by 1), "N" (LRN).
+    `batch_norm` adds BatchNorm after each convolution (torchvision's VGG-BN).
+    `pool_to`: the map is average-pooled to this size before the classifier (torchvision's
+    adaptive pool; at the ImageNet input it is already that size). `small=True` is the
+    28×28 configuration: first convolution 3×3 / stride 1 (`small_first`), no adaptive pool,
+    a `hidden`-wide classifier.
+    """
+
+    layers_spec: tuple
+    num_classes: int = 1000
+    hidden: int = 4096
+    dropout: float = 0.5
+    batch_norm: bool = False
+    pool_to: int | None = None
+    small: bool = False
+    small_first: tuple | None = None
+    width: float = 1.0  # multiplies every convolution's features (reduced-width runs)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        spec = list(self.layers_spec)
+        if self.small and self.small_first is not None:
+            spec[0] = self.small_first
+        for item in spec:
+            if item == "M":
+                x = layers.pool(x, "max", 2, 2)
+            elif item in ("M3", "M3p"):
+                x = layers.pool(x, "max", 3, 2, padding=1 if item == "M3p" else 0)
+            elif item == "N":
+                x = layers.local_response_norm(x)
+            else:
+                features, kernel, stride, padding, groups = item
+                features = max(groups, int(features * self.width) // groups * groups)
+                x = layers.Conv2D(
+                    features, (kernel, kernel), (stride, stride), layers.pads(padding),
+                    feature_group_count=groups,
+                )(x)  # fmt: skip
+                if self.batch_norm:
+                    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+                x = nn.relu(x)
+        if self.pool_to is not None and not self.small:
+            size = x.shape[1] // self.pool_to
+            x = layers.pool(x, "avg", size, size) if size > 1 else x
+        return Classifier(self.hidden, self.num_classes, self.dropout)(x, train=train)
+
+
+AlexNet = partial(ConvStack, layers_spec=ALEXNET, pool_to=6, small_first=SMALL_FIRST["alexnet"])
+AlexNetCaffe = partial(ConvStack, layers_spec=ALEXNET_CAFFE, small_first=SMALL_FIRST["caffe"])
+ZFNet = partial(ConvStack, layers_spec=ZFNET, small_first=SMALL_FIRST["zfnet"])
+VGG = {
+    depth: partial(ConvStack, layers_spec=_vgg(config), pool_to=7)
+    for depth, config in ((11, "A"), (13, "B"), (16, "D"), (19, "E"))
+}
+
+
+# --- GoogLeNet / Inception v1 ---------------------------------------------------------------
+
+# (1×1, 3×3 reduce, 3×3, "5×5" reduce, "5×5", pool projection) per Inception module,
+# Szegedy et al. 2015, Table 1.
+INCEPTION = {
+    "3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64), "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128), "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
+}  # fmt: skip
+
+
+class Unit(nn.Module):
+    """GoogLeNet's convolution unit: conv → BN (eps 1e-3) → ReLU in torchvision's layout,
+    conv (with bias) → ReLU in the paper's."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    paper: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        if not self.paper:
+            return layers.ConvBN(
+                self.features, self.kernel, self.stride, self.padding, bn_eps=1e-3
+            )(x, train=train)
+        k, s = (self.kernel, self.kernel), (self.stride, self.stride)
+        return nn.relu(layers.Conv2D(self.features, k, s, layers.pads(self.padding))(x))
+
+
+class Inception(nn.Module):
+    """One Inception module: four branches concatenated on channels. torchvision uses a 3×3
+    convolution in the "5×5" branch (a known deviation it keeps for its weights); the
+    paper's layout uses 5×5."""
+
+    spec: tuple
+    paper: bool = False
+    width: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        c1, r3, c3, r5, c5, cp = (max(1, int(c * self.width)) for c in self.spec)
+        unit = partial(Unit, paper=self.paper)
+        big = 5 if self.paper else 3
+        b1 = unit(c1, 1)(x, train=train)
+        b2 = unit(c3, 3, padding=1)(unit(r3, 1)(x, train=train), train=train)
+        b3 = unit(c5, big, padding=big // 2)(unit(r5, 1)(x, train=train), train=train)
+        b4 = unit(cp, 1)(layers.pool(x, "max", 3, 1, padding=1, ceil_mode=True), train=train)
+        return jnp.concatenate([b1, b2, b3, b4], axis=-1)
+
+
+class InceptionAux(nn.Module):
+    """Auxiliary classifier: average pool (torchvision: adaptive to 4×4; paper: 5×5 / 3),
+    1×1 convolution 128, dense 1024, dropout 0.7, dense."""
+
+    num_classes: int
+    paper: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        if self.paper:
+            x = layers.pool(x, "avg", 5, 3)
+        else:
+            size = x.shape[1] // 4
+            x = layers.pool(x, "avg", size, size)
+        x = Unit(128, 1, paper=self.paper)(x, train=train).reshape(x.shape[0], -1)
+        x = nn.Dropout(0.7, deterministic=not train)(nn.relu(nn.Dense(1024)(x)))
+        return nn.Dense(self.num_classes)(x)
+
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet / Inception v1: Szegedy et al., "Going deeper with convolutions", CVPR 2015,
+    arXiv:1409.4842.
+
+    `paper=False` is torchvision's layout (BN units, 3×3 "5×5" branch, no LRN, ceil-mode
+    pools; 6,624,904 parameters without the auxiliary heads, 13,004,888 with them).
+    `paper=True` is the paper's (5×5 branch, LRN after the stem's pools, biases, no BN).
+    With `aux_logits` and `train=True` the module returns `(logits, aux1, aux2)`; the
+    gradient learner weights the auxiliary losses by 0.3, as the paper does. `small=True`:
+    28×28 input, the stem is one 3×3 convolution of 192 (no pooling) before 3a.
+    """
+
+    num_classes: int = 1000
+    aux_logits: bool = True
+    paper: bool = False
+    small: bool = False
+    dropout: float = 0.4
+    width: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False):
+        unit = partial(Unit, paper=self.paper)
+        w = lambda c: max(1, int(c * self.width))
+        lrn = layers.local_response_norm if self.paper else (lambda x: x)
+        mpool = lambda x: layers.pool(x, "max", 3, 2, ceil_mode=True)
+        if self.small:
+            x = unit(w(192), 3, padding=1)(x, train=train)
+        else:
+            x = lrn(mpool(unit(w(64), 7, 2, 3)(x, train=train)))
+            x = unit(w(64), 1)(x, train=train)
+            x = mpool(lrn(unit(w(192), 3, padding=1)(x, train=train)))
+        block = lambda name, x: Inception(INCEPTION[name], self.paper, self.width)(x, train=train)
+        x = mpool(block("3b", block("3a", x)))
+        x = block("4a", x)
+        aux = []
+        if self.aux_logits:
+            aux.append(InceptionAux(self.num_classes, self.paper)(x, train=train))
+        x = block("4d", block("4c", block("4b", x)))
+        if self.aux_logits:
+            aux.append(InceptionAux(self.num_classes, self.paper)(x, train=train))
+        x = block("4e", x)
+        x = layers.pool(x, "max", 2, 2, ceil_mode=True) if not self.paper else mpool(x)
+        x = block("5b", block("5a", x))
+        x = jnp.mean(x, axis=(1, 2))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        logits = nn.Dense(self.num_classes)(x)
+        return (logits, *aux) if (train and aux) else logits
+
+
+# --- ResNet, ResNeXt, pre-activation ResNet -------------------------------------------------
+
+RESNET_DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
+                 50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)),
+                 152: ("bottleneck", (3, 8, 36, 3))}  # fmt: skip
+
+
+class ResidualBlock(nn.Module):
+    """Basic (two 3×3) or bottleneck (1×1, 3×3, 1×1 ×4) residual block, post-activation.
+
+    `version="1.5"` (torchvision): the stride sits on the 3×3 convolution, no conv biases,
+    BN eps 1e-5. `version="1"` (the paper; Keras `ResNet50`): the stride sits on the first 1×1,
+    convolutions have biases, BN eps 1.001e-5. `groups` / `base_width` make it ResNeXt's
+    block (Xie et al. 2017): the 3×3 is a grouped convolution of width
+    int(planes · base_width / 64) · groups.
+    """
+
+    planes: int
+    stride: int = 1
+    kind: str = "bottleneck"
+    version: str = "1.5"
+    groups: int = 1
+    base_width: int = 64
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        keras = self.version == "1"
+        eps = 1.001e-5 if keras else 1e-5
+        out_planes = self.planes * (4 if self.kind == "bottleneck" else 1)
+
+        def unit(features, kernel, stride=1, padding=0, groups=1, relu=True):
+            if not keras:
+                return layers.ConvBN(features, kernel, stride, padding, groups, relu, eps)
+            return _KerasConvBN(features, kernel, stride, padding, relu)
+
+        shortcut = x
+        if self.stride != 1 or x.shape[-1] != out_planes:
+            shortcut = unit(out_planes, 1, self.stride, relu=False)(x, train=train)
+        if self.kind == "basic":
+            y = unit(self.planes, 3, self.stride, 1)(x, train=train)
+            y = unit(self.planes, 3, 1, 1, relu=False)(y, train=train)
+        else:
+            width = int(self.planes * self.base_width / 64) * self.groups
+            first, middle = (self.stride, 1) if keras else (1, self.stride)
+            y = unit(width, 1, first)(x, train=train)
+            y = unit(width, 3, middle, 1, self.groups)(y, train=train)
+            y = unit(out_planes, 1, relu=False)(y, train=train)
+        return nn.relu(y + shortcut)
+
+
+class _KerasConvBN(nn.Module):
+    """keras.applications ResNet's unit: convolution with bias, BN (eps 1.001e-5), ReLU."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    relu: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        k, s = (self.kernel, self.kernel), (self.stride, self.stride)
+        x = layers.Conv2D(self.features, k, s, layers.pads(self.padding))(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1.001e-5)(x)
+        return nn.relu(x) if self.relu else x
+
+
+class ResNet(nn.Module):
+    """ResNet: He, Zhang, Ren & Sun, "Deep residual learning for image recognition", CVPR 2016,
+    arXiv:1512.03385; ResNeXt: Xie et al., "Aggregated residual transformations", CVPR 2017,
+    arXiv:1611.05431.
+
+    `version="1.5"` is torchvision's (`resnet18` … `resnet152`, `resnext50_32x4d`,
+    `resnext101_32x8d`; parameter counts equal torchvision's), `version="1"` the paper's and
+    keras.applications' `ResNet50`. Stem: 7×7/2 convolution, 3×3/2 max-pool (ImageNet) or
+    one 3×3/1 convolution and no pool (`small=True`, for 28×28 images, as the paper's
+    CIFAR networks). `width` scales every stage (1.0 = 64, 128, 256, 512).
+    """
+
+    depth: int = 50
+    num_classes: int = 1000
+    version: str = "1.5"
+    groups: int = 1
+    base_width: int = 64
+    small: bool = False
+    width: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        if self.depth not in RESNET_DEPTHS:
+            raise ZooError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {self.depth}")
+        kind, counts = RESNET_DEPTHS[self.depth]
+        base = max(1, int(64 * self.width))
+        stem = _KerasConvBN if self.version == "1" else layers.ConvBN
+        if self.small:
+            x = stem(base, 3, 1, 1)(x, train=train)
+        else:
+            x = stem(base, 7, 2, 3)(x, train=train)
+            x = layers.pool(x, "max", 3, 2, padding=1)
+        for stage, count in enumerate(counts):
+            for i in range(count):
+                x = ResidualBlock(
+                    base * 2**stage,
+                    2 if (i == 0 and stage > 0) else 1,
+                    kind,
+                    self.version,
+                    self.groups,
+                    self.base_width,
+                )(x, train=train)
+        return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation block (He et al. 2016b), in keras.applications' ResNetV2 layout:
+    BN → ReLU → convolutions; the stride sits on the last block of a stage; the shortcut is a
+    1×1 convolution on the pre-activation where the width changes, a 1×1 max-pool where only
+    the stride does."""
+
+    planes: int
+    stride: int = 1
+    kind: str = "bottleneck"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1.001e-5)
+        out_planes = self.planes * (4 if self.kind == "bottleneck" else 1)
+        preact = nn.relu(bn()(x))
+        if x.shape[-1] != out_planes:
+            shortcut = layers.Conv2D(out_planes, (1, 1), (self.stride,) * 2)(preact)
+        elif self.stride > 1:
+            shortcut = x[:, :: self.stride, :: self.stride]  # MaxPooling2D(1, stride)
+        else:
+            shortcut = x
+        conv = lambda n, k, s=1, **kw: layers.Conv2D(n, (k, k), (s, s), layers.pads(k // 2), **kw)
+        if self.kind == "basic":
+            y = nn.relu(bn()(conv(self.planes, 3, use_bias=False)(preact)))
+            y = conv(out_planes, 3, self.stride)(y)
+        else:
+            y = nn.relu(bn()(conv(self.planes, 1, use_bias=False)(preact)))
+            y = nn.relu(bn()(conv(self.planes, 3, self.stride, use_bias=False)(y)))
+            y = conv(out_planes, 1)(y)
+        return y + shortcut
+
+
+class PreActResNet(nn.Module):
+    """Pre-activation ResNet: He, Zhang, Ren & Sun, "Identity mappings in deep residual
+    networks", ECCV 2016, arXiv:1603.05027, as keras.applications' `ResNet50V2` /
+    `ResNet101V2` / `ResNet152V2` (parameter counts equal). Depths 18 and 34 use basic
+    blocks in the same layout; Keras has no such model, so those counts have no external
+    reference. Stem: 7×7/2 convolution with bias and a 3×3/2 max-pool, no BN (the blocks
+    pre-activate); a final BN → ReLU before pooling. `small=True`: one 3×3/1 convolution."""
+
+    depth: int = 50
+    num_classes: int = 1000
+    small: bool = False
+    width: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        kind, counts = RESNET_DEPTHS[self.depth]
+        base = max(1, int(64 * self.width))
+        if self.small:
+            x = layers.Conv2D(base, (3, 3), padding=layers.pads(1))(x)
+        else:
+            x = layers.Conv2D(base, (7, 7), (2, 2), layers.pads(3))(x)
+            x = layers.pool(x, "max", 3, 2, padding=1)
+        for stage, count in enumerate(counts):
+            for i in range(count):
+                last_strided = i == count - 1 and stage < len(counts) - 1
+                x = PreActBlock(base * 2**stage, 2 if last_strided else 1, kind)(x, train=train)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1.001e-5)(x)
+        return nn.Dense(self.num_classes)(jnp.mean(nn.relu(x), axis=(1, 2)))
+
+
+# --- Xception -------------------------------------------------------------------------------
+
+
+class Xception(nn.Module):
+    """Xception: Chollet, "Xception: deep learning with depthwise separable convolutions",
+    CVPR 2017, arXiv:1610.02357, as keras.applications' `Xception` (299×299 input; our
+    trainable parameters equal Keras's trainable weights, 22,855,952; Keras's total,
+    22,910,480, adds the BatchNorm moving statistics). Entry flow (three strided residual
+    blocks), middle flow (8 blocks of three separable convolutions at 728), exit flow.
+    `small=True`: the first convolution has stride 1 (28×28 input)."""
+
+    num_classes: int = 1000
+    small: bool = False
+    middle_blocks: int = 8
+    width: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        w = lambda c: max(1, int(c * self.width))
+        bn = lambda y: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(y)
+        sep = lambda y, c: bn(layers.SeparableConv2D(w(c))(y))
+        conv = lambda c, k, s: layers.Conv2D(w(c), (k, k), (s, s), "VALID", use_bias=False)
+        x = nn.relu(bn(conv(32, 3, 1 if self.small else 2)(x)))
+        x = nn.relu(bn(conv(64, 3, 1)(x)))
+        for i, c in enumerate((128, 256, 728)):
+            residual = bn(layers.Conv2D(w(c), (1, 1), (2, 2), "SAME", use_bias=False)(x))
+            y = x if i == 0 else nn.relu(x)
+            y = sep(nn.relu(sep(y, c)), c)
+            x = layers.pool(y, "max", 3, 2, padding="SAME") + residual
+        for _ in range(self.middle_blocks):
+            y = x
+            for _ in range(3):
+                y = sep(nn.relu(y), 728)
+            x = x + y
+        residual = bn(layers.Conv2D(w(1024), (1, 1), (2, 2), "SAME", use_bias=False)(x))
+        y = sep(nn.relu(sep(nn.relu(x), 728)), 1024)
+        x = layers.pool(y, "max", 3, 2, padding="SAME") + residual
+        x = nn.relu(sep(nn.relu(sep(x, 1536)), 2048))
+        return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))

@@ -174,3 +174,111 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     if name == "maxout":
         raise ZooError("maxout replaces a Dense layer; this model cannot use it here")
     return activations.get(name)
+
+
+# --- blocks of the convolutional zoo --------------------------------------------------------
+
+
+def pads(padding: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """PyTorch / Caffe symmetric `padding=p` as explicit (low, high) pairs."""
+    return ((padding, padding), (padding, padding))
+
+
+def pool(
+    x: jax.Array,
+    kind: str,
+    window: int,
+    stride: int,
+    padding: int | str = 0,
+    ceil_mode: bool = False,
+) -> jax.Array:
+    """Max or average pooling over NHWC with PyTorch's `padding` and `ceil_mode` (windows
+    that start inside the input are kept; the overhang is padded with −∞ / excluded), or a
+    TF padding string. Non-overlapping unpadded max pools take the fast `max_pool`."""
+    if isinstance(padding, str):
+        spec = padding
+    else:
+        spec = []
+        for size in x.shape[1:3]:
+            span = size + 2 * padding - window
+            out = (-(-span // stride) if ceil_mode else span // stride) + 1
+            if ceil_mode and (out - 1) * stride >= size + padding:
+                out -= 1  # PyTorch: the last window must start inside the input or left pad
+            spec.append((padding, max(0, (out - 1) * stride + window - size - padding)))
+    if kind == "max":
+        if window == stride and spec in ("VALID", [(0, 0), (0, 0)]):
+            return max_pool(x, (window, window))
+        return nn.max_pool(x, (window, window), (stride, stride), spec)
+    return nn.avg_pool(x, (window, window), (stride, stride), spec, count_include_pad=False)
+
+
+class ConvBN(nn.Module):
+    """Convolution (no bias), batch norm, optional ReLU: the unit of ResNet, GoogLeNet,
+    Xception. `bn_eps` / `bn_momentum` follow the reference (PyTorch momentum 0.1 = 0.9 here)."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+    padding: int | str = 0
+    groups: int = 1
+    relu: bool = True
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.9
+    zero_init_scale: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        padding = self.padding if isinstance(self.padding, str) else pads(self.padding)
+        x = Conv2D(
+            self.features,
+            (self.kernel, self.kernel),
+            (self.stride, self.stride),
+            padding=padding,
+            use_bias=False,
+            feature_group_count=self.groups,
+            kernel_init=nn.initializers.he_normal(),
+        )(x)
+        x = nn.BatchNorm(
+            use_running_average=not train,
+            momentum=self.bn_momentum,
+            epsilon=self.bn_eps,
+            scale_init=nn.initializers.zeros_init()
+            if self.zero_init_scale
+            else nn.initializers.ones,
+        )(x)
+        return nn.relu(x) if self.relu else x
+
+
+class SeparableConv2D(nn.Module):
+    """Depthwise-separable convolution as Keras's `SeparableConv2D(use_bias=False)`: a
+    depthwise k×k convolution (one filter per channel) then a pointwise 1×1 convolution.
+    Parameters `depthwise` `(k, k, 1, in)` and `pointwise` `(1, 1, in, out)`."""
+
+    features: int
+    kernel: int = 3
+    padding: str = "SAME"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cin = x.shape[-1]
+        init = nn.initializers.glorot_uniform()
+        depthwise = self.param("depthwise", init, (self.kernel, self.kernel, 1, cin))
+        pointwise = self.param("pointwise", init, (1, 1, cin, self.features))
+        x = lax.conv_general_dilated(
+            x, depthwise, (1, 1), self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=cin,
+        )  # fmt: skip
+        return x @ pointwise[0, 0]
+
+
+def local_response_norm(
+    x: jax.Array, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0
+) -> jax.Array:
+    """Local response normalisation across channels (Krizhevsky et al. 2012, §3.3):
+    b_c = a_c / (k + α Σ_{|c'−c| ≤ size//2} a_{c'}²)^β, with the paper's constants. Caffe and
+    PyTorch divide α by `size` and use k = 1: pass `alpha=1e-4 / 5, k=1` for theirs."""
+    squared = jnp.square(x)
+    half = size // 2
+    padded = jnp.pad(squared, ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
+    window = sum(padded[..., i : i + x.shape[-1]] for i in range(size))
+    return x / (k + alpha * window) ** beta

@@ -139,7 +139,8 @@ def build_optimizer(cfg: RunConfig, total_steps: int | None = None):
 
 def build_learner(cfg: RunConfig, total_steps: int | None = None):
     card = registry.get_card(cfg.model)
-    model = registry.get_model(cfg.model, **cfg.model_overrides)
+    overrides, _, _ = registry.training_spec(cfg.model, cfg.model_overrides)
+    model = registry.get_model(cfg.model, **overrides)
     tx = build_optimizer(cfg, total_steps)
     return LEARNERS[card.learner](
         model, loss=cfg.loss, optimizer=tx, l1=cfg.l1, l2=cfg.l2, loss_options=cfg.loss_options
@@ -151,21 +152,21 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def load_data(cfg: RunConfig) -> Arrays:
     """Train and test arrays of the config's dataset, shaped for its model, validated."""
-    card = registry.get_card(cfg.model)
+    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
     arrays = []
     for split, limit in (("train", cfg.train_limit), ("test", cfg.test_limit)):
         images, labels = vision.load(cfg.dataset, split, cfg.data_dir)
         images, labels = images[:limit], labels[:limit]
-        arrays += [pipeline.images_to_inputs(images, card.input_shape), labels.astype(np.int32)]
+        arrays += [pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)]
     return check_data(cfg, tuple(arrays))
 
 
 def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
     card = registry.get_card(cfg.model)
-    num_classes = cfg.model_overrides.get("num_classes", card.num_classes)
+    _, input_shape, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
     x_train, y_train, x_test, y_test = data
     for x, y in ((x_train, y_train), (x_test, y_test)):
-        pipeline.validate_inputs(x, card.input_shape, card.input_layout)
+        pipeline.validate_inputs(x, input_shape, card.input_layout)
         pipeline.validate_labels(y, num_classes, len(x))
     if len(x_train) < cfg.batch_size:
         raise InputError(
@@ -466,7 +467,9 @@ def fit(
         "epochs": cfg.epochs,
         "steps": step,
         "batch_size": cfg.batch_size,
-        "params": registry.count_params(learner.model, registry.get_card(cfg.model).input_shape),
+        "params": registry.count_params(
+            learner.model, registry.training_spec(cfg.model, cfg.model_overrides)[1]
+        ),
         "train": {"loss": last["train_loss"], "accuracy": last["train_accuracy"]},
         "test": {"loss": last["test_loss"], "accuracy": last["test_accuracy"]},
         "wall_s": time.perf_counter() - t_run,
@@ -506,13 +509,13 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dic
     if data_dir is not None:
         cfg.data_dir = data_dir
     cfg = cfg.resolved()
-    card = registry.get_card(cfg.model)
+    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
     images, labels = vision.load(cfg.dataset, "test", cfg.data_dir)
-    x_test = pipeline.images_to_inputs(images[: cfg.test_limit], card.input_shape)
+    x_test = pipeline.images_to_inputs(images[: cfg.test_limit], input_shape)
     y_test = labels[: cfg.test_limit].astype(np.int32)
     learner = build_learner(cfg)
     steps = compile_steps(learner, "none", 1)
-    sample = {"inputs": np.zeros((1, *card.input_shape), np.float32)}
+    sample = {"inputs": np.zeros((1, *input_shape), np.float32)}
     abstract = learner.init(jax.random.PRNGKey(0), sample)
     ckpt = Checkpointer(run_path / "checkpoints")
     state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
