@@ -64,7 +64,11 @@ def result_row(experiment: str, row: str, summary: dict, reference: dict, notes:
                 "model_overrides",
                 "train_limit",
                 "test_limit",
+                "optimizer_options",
+                "schedule",
+                "schedule_options",
             )
+            if k in cfg
         }
         | {"steps": summary["steps"], "params": summary["params"]},
         "metrics": {

@@ -36,7 +36,7 @@ MODELS = (
 )  # fmt: skip
 NO_BATCH_NORM = {"lenet5", "lenet5_keras", "dcn", "alexnet", "alexnet_caffe", "zfnet",
                  "vgg11", "vgg13", "vgg16", "vgg19", "googlenet_paper"}  # fmt: skip
-LEARNING_RATE = {name: 1e-4 for name in NO_BATCH_NORM if name not in ("lenet5", "dcn")}
+LEARNING_RATE = {n: 1e-4 for n in NO_BATCH_NORM if n not in ("lenet5", "lenet5_keras", "dcn")}
 # Fashion-MNIST's benchmark (github.com/zalandoresearch/fashion-mnist, README "Benchmark"):
 # the published figure for the family, in %.
 FASHION_BENCHMARK = {
@@ -63,6 +63,7 @@ def run_row(model: str, dataset: str, width: float, quick: bool, data_dir) -> di
         model=model,
         dataset=dataset,
         learning_rate=LEARNING_RATE.get(model),
+        schedule=None if os.environ.get("CONV_ZOO_CONSTANT_LR") else "cosine_decay",
         epochs=1 if quick else None,
         model_overrides=overrides,
         train_limit=512 if quick else None,

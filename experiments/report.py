@@ -95,6 +95,9 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
     out = [
         "Each architecture in its small-image configuration (28×28, or 32×32 padded for",
         "LeNet-5 and VGG), Adam, batch 128, one run per cell (`python -m experiments.conv_zoo`).",
+        "lr: Adam's learning rate; \"cosine\" = cosine decay to 0 over the run (the script's",
+        "recipe since the first GPU batch; rows without it ran at a constant rate and are due",
+        "to be re-run with it).",
         "Targets: MNIST ≥ 99.2 %, Fashion-MNIST ≥ 91 % (LeNet-5 ≥ 89 %). Benchmark = the",
         "Fashion-MNIST README's published figure for the family. Wall time includes compilation",
         "and, where several runners shared a device, waiting for it.",
@@ -125,10 +128,10 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
                 verdicts.append(f"{ds} missed by {100 * (need - acc):.2f}")
         bench = by_ds.get("fashion-mnist", {}).get("reference", {}).get("fashion_benchmark", "")
         cfg = any_row["config"]
-        lr = cfg["learning_rate"] or 1e-3
+        lr = f"{cfg['learning_rate'] or 1e-3:g}" + (", cosine" if cfg.get("schedule") else "")
         wall = sum(r["wall_s"] for r in by_ds.values())
         out.append(
-            f"| {model} | {width:g} | {cfg['params']:,} | {cfg['epochs']} | {lr:g} | "
+            f"| {model} | {width:g} | {cfg['params']:,} | {cfg['epochs']} | {lr} | "
             f"{accs[0]} | {accs[1]} | {bench} | {'; '.join(verdicts) or 'met'} | "
             f"{wall:.0f} | {any_row['device']} |"
         )
