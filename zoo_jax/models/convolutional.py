@@ -558,7 +558,8 @@ class PreActResNet(nn.Module):
             x = layers.Conv2D(base, (3, 3), padding=layers.pads(1))(x)
         else:
             x = layers.Conv2D(base, (7, 7), (2, 2), layers.pads(3))(x)
-            x = layers.pool(x, "max", 3, 2, padding=1)
+            # Keras zero-pads before this pool; the map is not yet ReLU'd, so −∞ would differ
+            x = layers.pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), "max", 3, 2)
         for stage, count in enumerate(counts):
             for i in range(count):
                 last_strided = i == count - 1 and stage < len(counts) - 1
