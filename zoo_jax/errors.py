@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
 
@@ -16,6 +17,9 @@ class UnknownNameError(ZooError, KeyError):
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        # equally similar names: the one sharing the longer prefix first ('cnm' -> 'cnn')
+        similarity = lambda c: difflib.SequenceMatcher(None, name, c).ratio()
+        close.sort(key=lambda c: (-similarity(c), -len(os.path.commonprefix([name, c]))))
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
 
