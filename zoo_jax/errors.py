@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Iterable
+
+
+def _shared(a: str, b: str) -> int:
+    """Length of the common prefix of `a` and `b`."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 class ZooError(Exception):
@@ -19,7 +26,7 @@ class UnknownNameError(ZooError, KeyError):
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         # equally similar names: the one sharing the longer prefix first ('cnm' -> 'cnn')
         similarity = lambda c: difflib.SequenceMatcher(None, name, c).ratio()
-        close.sort(key=lambda c: (-similarity(c), -len(os.path.commonprefix([name, c]))))
+        close.sort(key=lambda c: (-similarity(c), -_shared(name, c)))
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
 
