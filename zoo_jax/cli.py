@@ -96,14 +96,22 @@ def cmd_list(args) -> None:
             print(json.dumps(rows, indent=2))
             continue
         for row in rows:
-            rest = ", ".join(
-                f"{k}={v}"
-                if k != "defaults" and k != "options"
-                else ", ".join(f"{a}={b}" for a, b in v.items())
-                for k, v in row.items()
-                if k != "name" and v not in ([], {})
-            )
-            print(f"{row['name']:<32} {rest}")
+            print(f"{row['name']:<32} {_describe(row)}")
+        if kind == "optimizers":
+            print(f"{'(every optimizer)':<32} {', '.join(optim.COMMON_OPTIONS)}")
+
+
+def _describe(row: dict) -> str:
+    """`key=value` pairs of a catalogue row; `defaults` / `options` dicts are spread out."""
+    parts = []
+    for key, value in row.items():
+        if key == "name" or value in ([], {}):
+            continue
+        if key in ("defaults", "options"):
+            parts += [f"{k}={v}" for k, v in value.items()]
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
 
 
 def cmd_info(args) -> None:
