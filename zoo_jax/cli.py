@@ -121,7 +121,10 @@ def cmd_info(args) -> None:
         if field.name not in ("build", "test_overrides", "param_convention"):
             print(f"{field.name:>14}: {getattr(card, field.name)}")
     count = registry.count_params(args.name)
-    print(f"{'params':>14}: {count:,} ({card.param_convention}, at the input above)")
+    print(
+        f"{'params':>14}: {count:,} ({card.param_convention}, at input_shape; the table's "
+        "total also counts non-trainable state such as BatchNorm statistics)"
+    )
     x = jnp.zeros((1, *card.input_shape), jnp.float32)
     print(
         model.tabulate(
