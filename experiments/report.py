@@ -168,11 +168,11 @@ def _seed_table_findings(rows: list[dict], crosschecks: list[dict]) -> list[str]
     ]
     if far:
         out += ["", "Rows more than 0.5 points from the seed (Δ in points):", ""]
-        crosscheck = crosschecks[0] if crosschecks else None
+        by_row = {c["row"]: c for c in crosschecks}
         groups = defaultdict(list)
         for r in far:
             delta = 100 * (r["metrics"]["test_accuracy"] - r["reference"]["test_accuracy"])
-            groups[seed_tables.explain(r, by_id, crosscheck)].append(f"`{r['row']}` {delta:+.2f}")
+            groups[seed_tables.explain(r, by_id, by_row)].append(f"`{r['row']}` {delta:+.2f}")
         out += [f"- {', '.join(names)}. {why}" for why, names in groups.items()]
     missing = [r.id for r in seed_tables.ROWS if r.id not in by_id]
     if missing:
