@@ -71,3 +71,16 @@ def test_optimizer_study_results_are_complete():
         assert r["config"]["train_limit"] is None and 0.8 < r["metrics"]["test_accuracy"] < 1
     for dataset in optimizers.DATASETS:
         assert (optimizers.OUT / f"{dataset}_training_loss.png").exists()
+
+
+def test_torch_crosscheck_networks_match_ours():
+    """The PyTorch oracles are the seed rows' networks: same parameter counts as zoo_jax's."""
+    from experiments import torch_crosscheck
+    from zoo_jax import registry
+
+    for row_id in torch_crosscheck.ROWS:
+        row = next(r for r in seed_tables.ROWS if r.id == row_id)
+        net, _ = torch_crosscheck.torch_network(row)
+        ours = registry.count_params(registry.get_model(row.model, **row.overrides),
+                                     registry.get_card(row.model).input_shape)  # fmt: skip
+        assert sum(p.numel() for p in net.parameters()) == ours
