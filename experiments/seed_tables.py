@@ -207,7 +207,7 @@ def explain(row: dict, rows: dict[str, dict], crosschecks: dict[str, dict]) -> s
     return "not explained yet"
 
 
-def run_row(row: Row, quick: bool, out_dir, data_dir: str | None) -> dict:
+def run_row(row: Row, quick: bool, data_dir: str | None) -> dict:
     cfg = RunConfig(
         model=row.model,
         dataset="mnist",
@@ -226,9 +226,7 @@ def run_row(row: Row, quick: bool, out_dir, data_dir: str | None) -> dict:
     run_dir = None if quick else common.RESULTS_DIR.parent / "runs" / "seed_tables" / row.id
     resume = run_dir is not None and any((run_dir / "checkpoints").glob("[0-9]*"))
     summary = fit(cfg, run_dir=run_dir, resume=resume, progress=False)
-    result = common.result_row("seed_tables", row.id, summary, row.reference, row.notes)
-    common.write_rows(out_dir / f"{row.id}.json", [result])
-    return result
+    return common.result_row("seed_tables", row.id, summary, row.reference, row.notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,21 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in ROWS if args.rows in r.id]
     if args.quick:
         rows = [r for r in rows if r.id in QUICK_ROWS]
-    for row in rows:
-        if (out_dir / f"{row.id}.json").exists() and not (args.force or args.quick):
-            continue
-        if not args.quick and not common.claim(out_dir / f"{row.id}.claim"):
-            print(f"{row.id}: claimed by another runner (delete its .claim file if none runs)")
-            continue
-        try:
-            result = run_row(row, args.quick, out_dir, args.data_dir)
-        finally:
-            (out_dir / f"{row.id}.claim").unlink(missing_ok=True)
-        print(
-            f"{row.id}: test {result['metrics']['test_accuracy']:.4f} "
-            f"(seed {row.reference['test_accuracy']:.4f}) in {result['wall_s']} s",
-            flush=True,
-        )
+    plan = [(row.id, row) for row in rows]
+    run = lambda row: run_row(row, args.quick, args.data_dir)
+    common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not args.quick:
         report.write()
     return 0

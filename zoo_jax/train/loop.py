@@ -95,12 +95,7 @@ class RunConfig:
         losses.for_classifier(self.loss, **self.loss_options)
         if "learning_rate" in self.optimizer_options:
             raise ZooError("set the learning rate with learning_rate (--lr), not an option")
-        optim.make(self.optimizer, **self.optimizer_options)  # names and ranges
-        if self.schedule is not None:
-            options = {"decay_steps": 1} | self.schedule_options
-            if self.schedule == "piecewise_constant_decay":
-                options.pop("decay_steps")
-            optim.schedule(self.schedule, 0.1, **options)
+        build_optimizer(self)  # names and ranges of optimizer, options and schedule
 
     def identity(self) -> dict[str, Any]:
         """The fields a checkpoint must agree on to be resumed (not epochs, devices, ...)."""
