@@ -57,14 +57,16 @@ def row_id(model: str, dataset: str, width: float) -> str:
     return f"{model}_{dataset}" + ("" if width == 1 else f"_w{width:g}")
 
 
-def run_row(model: str, dataset: str, width: float, quick: bool, data_dir) -> dict:
+def run_row(
+    model: str, dataset: str, width: float, quick: bool, data_dir, epochs: int | None = None
+) -> dict:
     overrides = {} if width == 1 or model in ("lenet5", "lenet5_keras", "dcn") else {"width": width}
     cfg = RunConfig(
         model=model,
         dataset=dataset,
         learning_rate=LEARNING_RATE.get(model),
         schedule=None if os.environ.get("CONV_ZOO_CONSTANT_LR") else "cosine_decay",
-        epochs=1 if quick else None,
+        epochs=1 if quick else epochs,
         model_overrides=overrides,
         train_limit=512 if quick else None,
         test_limit=500 if quick else None,
@@ -76,6 +78,8 @@ def run_row(model: str, dataset: str, width: float, quick: bool, data_dir) -> di
         reference["fashion_benchmark"] = FASHION_BENCHMARK[model]
     spec, input_shape, _ = registry.training_spec(model, overrides)
     notes = f"input {'x'.join(map(str, input_shape))}, width x{spec.get('width', 1):g}"
+    if epochs and not quick:
+        notes += f"; {epochs} epochs instead of the card's {registry.get_card(model).epochs}"
     result = common.result_row("conv_zoo", row_id(model, dataset, width), summary, reference, notes)
     result["config"]["model_overrides"] = spec
     result["history"] = [
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 models, 1 epoch, 512 images")
     parser.add_argument("--width", type=float, default=1.0, help="convolution width multiplier")
     parser.add_argument("--models", default="", help="comma-separated subset")
+    parser.add_argument("--epochs", type=int, help="instead of the card's (said in the notes)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--force", action="store_true", help="re-run rows that have results")
     parser.add_argument("--no-report", action="store_true")
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         registry.get_card(name)  # unknown names fail before anything trains
     out_dir = common.RESULTS_DIR / "quick" / "conv_zoo" if args.quick else OUT
     plan = [(row_id(m, d, args.width), m, d) for m in models for d in args.datasets.split(",")]
-    run = lambda m, d: run_row(m, d, args.width, args.quick, args.data_dir)
+    run = lambda m, d: run_row(m, d, args.width, args.quick, args.data_dir, args.epochs)
     common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not (args.no_report or args.quick):
         report.write()

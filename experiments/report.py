@@ -141,6 +141,62 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
     return [*out, ""]
 
 
+def _zoo_bench_table(rows: list[dict]) -> list[str]:
+    out = [
+        "The compiled train step of each model's training configuration (full width; the",
+        "conv zoo's small-image one) on a random batch (`python -m experiments.zoo_bench`, one",
+        "`zoo-jax bench` per model). FLOPs: XLA's count for the compiled forward pass and the",
+        "whole train step (a multiply-add is 2 FLOPs); GFLOP/s = train FLOPs / step time. One",
+        "sweep; other jobs shared the 2 cores at times, so compare rows, not absolute times.",
+        "",
+        "| model | params | input | batch | forward MFLOP/img | train MFLOP/img | ms/step | "
+        "img/s | GFLOP/s | compile s | device |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["device"], r["model"])):
+        m, cfg = r["metrics"], r["config"]
+        mflop = lambda x: "" if x is None else f"{x / 1e6:,.1f}"
+        gflops = "" if m["train_tflops_per_s"] is None else f"{1e3 * m['train_tflops_per_s']:.1f}"
+        out.append(
+            f"| {r['model']} | {cfg['params']:,} | {r['dataset'].split(', ')[-1]} | "
+            f"{cfg['batch_size']} | {mflop(m['forward_flops_per_image'])} | "
+            f"{mflop(m['train_flops_per_image'])} | {m['step_ms']:,.1f} | "
+            f"{m['images_per_s']:,.1f} | {gflops} | {m['compile_s']:.1f} | {r['device']} |"
+        )
+    return [*out, ""]
+
+
+def _deconv_table(rows: list[dict]) -> list[str]:
+    from experiments import deconv_net
+
+    out = [
+        "The deconvolutional network draws an image from a class vector (+ a translation of up",
+        f"to ±2 pixels); the `{deconv_net.JUDGE}` judge, trained on the real images, classifies "
+        f"{deconv_net.JUDGED:,}",
+        "generated images (`python -m experiments.deconv_net`). Target: ≥ 95 % classified as",
+        "the class they were drawn for. Pixel agreement: generated vs real test image, pixels",
+        "on the same side of 0.5. Samples: `results/deconv_net/DATASET_samples.png`.",
+        "",
+        "| dataset | params | epochs | judged as their class | target | judge on real test "
+        "images | pixel agreement | test BCE | wall s | device |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(rows, key=lambda r: r["dataset"] != "mnist"):
+        m, need = r["metrics"], r["reference"]["target_judged_accuracy"]
+        verdict = "met" if m["judged_accuracy"] >= need else (
+            f"**missed by {100 * (need - m['judged_accuracy']):.2f}**")  # fmt: skip
+        out.append(
+            f"| {r['dataset']} | {r['config']['params']:,} | {r['config']['epochs']} | "
+            f"**{_pct(m['judged_accuracy'])}** | ≥ {100 * need:.0f} ({verdict}) | "
+            f"{_pct(m['judge_test_accuracy'])} | {_pct(m['test_accuracy'])} | "
+            f"{m['test_loss']:.4f} | {r['wall_s']:.0f} | {r['device']} |"
+        )
+    for r in rows:
+        worst = min(r["metrics"]["judged_per_class"].items(), key=lambda kv: kv[1])
+        out.append(f"\n- {r['dataset']}: least recognised class {worst[0]} ({_pct(worst[1])} %).")
+    return [*out, ""]
+
+
 def _seed_table_findings(rows: list[dict], crosschecks: list[dict]) -> list[str]:
     from experiments import seed_tables
 
@@ -208,6 +264,12 @@ def render(rows: list[dict]) -> str:
         if exp == "conv_zoo":
             out += _conv_zoo_table(exp_rows)
             continue
+        if exp == "zoo_bench":
+            out += _zoo_bench_table(exp_rows)
+            continue
+        if exp == "deconv_net":
+            out += _deconv_table(exp_rows)
+            continue
         exp_rows = sorted(exp_rows, key=lambda r: (r["reference"]["source"], r["model"], r["row"]))
         out += [
             "| row | model | config | params | train (ours / ref) | test ours | test ref | Δ | "
@@ -238,12 +300,61 @@ def replace_block(text: str, name: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
-def readme_blocks(rows: list[dict]) -> dict[str, str]:
+def _best(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """The best test accuracy of each (model, dataset) over the classifier experiments,
+    full-width rows before reduced-width ones."""
+    best = {}
+    for r in rows:
+        if r["experiment"] not in ("seed_tables", "optimizers", "conv_zoo"):
+            continue
+        key = (r["model"], r["dataset"])
+        rank = (r["config"]["model_overrides"].get("width", 1) == 1, r["metrics"]["test_accuracy"])
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, r)
+    return {k: r for k, (_, r) in best.items()}
+
+
+def zoo_table(rows: list[dict]) -> str:
+    """The README's zoo table: the registry (`zoo-jax list --markdown`) and, per model, the
+    best measured test accuracy on each dataset and the CPU train-step throughput."""
+    import json
+
     from zoo_jax.cli import models_table
 
+    best = _best(rows)
+    judged = {r["dataset"]: r for r in rows if r["experiment"] == "deconv_net"}
+    speed = {r["model"]: r for r in rows if r["experiment"] == "zoo_bench"
+             and r["device"].startswith("cpu")}  # fmt: skip
+
+    def measured(model, dataset):
+        if model == "deconv_net" and dataset in judged:
+            return f"{_pct(judged[dataset]['metrics']['judged_accuracy'])} judged"
+        r = best.get((model, dataset))
+        if r is None:
+            return "–"
+        width = r["config"]["model_overrides"].get("width", 1)
+        return _pct(r["metrics"]["test_accuracy"]) + ("" if width == 1 else f" (w {width:g})")
+
+    lines = [
+        "| model | family | chart node | parameters | reference | MNIST % | Fashion % | "
+        "CPU img/s |",
+        "|---|---|---|---:|---|---:|---:|---:|",
+    ]
+    for m in json.loads(models_table("json")):
+        name = m["name"]
+        ips = speed[name]["metrics"]["images_per_s"] if name in speed else None
+        lines.append(
+            f"| `{name}` | {m['family']} | `{m['chart_node']}` | {m['params']:,} | "
+            f"{m['reference']} | {measured(name, 'mnist')} | {measured(name, 'fashion-mnist')} | "
+            f"{'–' if ips is None else f'{ips:,.0f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def readme_blocks(rows: list[dict]) -> dict[str, str]:
     bench = [r for r in rows if r["experiment"] == "bench_vs_torch"]
     return {
-        "zoo-table": models_table("markdown"),
+        "zoo-table": zoo_table(rows),
         "bench": "\n".join(_bench_table(bench)[3:]).strip() if bench else "(not measured yet)",
     }
 

@@ -118,6 +118,23 @@ def test_bench_prints_one_json_line(capsys):
     assert code == 0 and out.count("\n") == 1
     assert result["images_per_s"] > 0 and result["step_ms"] > 0 and result["compile_s"] > 0
     assert result["train_step_compiles"] == 1
+    # XLA's FLOP count: the MLP's three matrix products are 268,800 multiply-adds (2 FLOPs
+    # each) per image; bias adds, ReLU, softmax and the loss add under 1 %. Backward: the
+    # weight gradients of all three layers and the input gradients of the upper two; Adam's
+    # update, spread over the 32 images, adds the rest (under 20 %).
+    macs = 784 * 256 + 256 * 256 + 256 * 10
+    assert 2 * macs <= result["forward_flops_per_image"] <= 1.01 * 2 * macs
+    train_macs = 2 * macs + 256 * 256 + 256 * 10
+    assert 2 * train_macs <= result["train_flops_per_image"] <= 1.2 * 2 * train_macs
+    assert result["params"] == 269_322
+
+
+def test_bench_takes_model_overrides(capsys):
+    code, out, _ = _run(capsys, "bench", "--model", "mlp", "--steps", "3", "--batch-size", "8",
+                        "--set", "hidden=[32]")  # fmt: skip
+    result = json.loads(out)
+    assert code == 0 and result["params"] == 784 * 32 + 32 + 32 * 10 + 10
+    assert result["forward_flops_per_image"] >= 2 * (784 * 32 + 32 * 10)
 
 
 @pytest.mark.parametrize(

@@ -84,3 +84,29 @@ def test_torch_crosscheck_networks_match_ours():
         ours = registry.count_params(registry.get_model(row.model, **row.overrides),
                                      registry.get_card(row.model).input_shape)  # fmt: skip
         assert sum(p.numel() for p in net.parameters()) == ours
+
+
+def test_deconv_net_quick_judges_generated_images(tmp_path, monkeypatch):
+    from experiments import deconv_net
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert deconv_net.main(["--quick", "--datasets", "mnist"]) == 0
+    (row,) = common.read_rows(tmp_path / "quick" / "deconv_net")
+    m = row["metrics"]
+    # code 12 → dense 256 → dense 1,568 → 7×7×32 → transposed 3×3 32, 16 → 3×3 conv 1
+    params = 12 * 256 + 256 + 257 * 1568 + 9 * 32 * 32 + 32 + 9 * 32 * 16 + 16 + 9 * 16 + 1
+    assert row["model"] == "deconv_net" and row["config"]["params"] == params
+    assert 0 <= m["judged_accuracy"] <= 1 and sum(m["judged_per_class"].values()) > 0
+    assert 0.5 < m["test_accuracy"] < 1  # pixel agreement of the generated images
+
+
+def test_zoo_bench_quick(tmp_path, monkeypatch):
+    from experiments import zoo_bench
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert zoo_bench.main(["--quick"]) == 0
+    rows = {r["model"]: r for r in common.read_rows(tmp_path / "quick" / "zoo_bench")}
+    assert sorted(rows) == ["lenet5", "mlp"] and rows["lenet5"]["config"]["params"] == 60_000
+    for r in rows.values():
+        assert r["metrics"]["images_per_s"] > 0 and r["metrics"]["train_step_compiles"] == 1
+        assert r["metrics"]["train_flops_per_image"] > 2 * r["metrics"]["forward_flops_per_image"]

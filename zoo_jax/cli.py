@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import os
 import statistics
 import sys
@@ -233,12 +234,18 @@ def bench(
     }
     learner = build_learner(cfg)
     compiled = compile_steps(learner, "none", 1)
-    state = compiled.put_state(learner.init(jax.random.PRNGKey(0), batch))
+    state = learner.init(jax.random.PRNGKey(0), batch)
+    num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
+    state = compiled.put_state(state)
     batch = compiled.put_batch(batch)
     t = time.perf_counter()
     state, metrics = compiled.train(state, batch)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t
+    # XLA's count for the compiled programs (a multiply-add is 2 FLOPs); the lowered HLO
+    # gives it without a second compile. The eval step is the forward pass plus the loss.
+    train_flops = _flops(compiled.train, state, batch)
+    forward_flops = _flops(compiled.evaluate, state, batch | {"weight": np.ones(batch_size)})
     times = []
     for _ in range(steps):
         t = time.perf_counter()
@@ -250,18 +257,35 @@ def bench(
         "model": model,
         "optimizer": cfg.optimizer,
         "batch_size": batch_size,
+        "params": num_params,
         "steps": steps,
         "step_ms": round(step_s * 1e3, 3),
         "images_per_s": round(batch_size / step_s, 1),
         "compile_s": round(compile_s, 3),
+        "forward_flops_per_image": _per_image(forward_flops, batch_size),
+        "train_flops_per_image": _per_image(train_flops, batch_size),
+        "train_tflops_per_s": train_flops and round(train_flops / step_s / 1e12, 4),
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
         "train_step_compiles": compiled.traces["train"],
     }
 
 
+def _flops(step, *args) -> float | None:
+    """FLOPs of one call of a jitted step, from XLA's cost analysis (None where the backend
+    gives none)."""
+    cost = step.lower(*args).cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost  # older jax: one dict per program
+    return (cost or {}).get("flops") or None
+
+
+def _per_image(flops: float | None, batch_size: int) -> float | None:
+    return flops and round(flops / batch_size)
+
+
 def cmd_bench(args) -> None:
-    print(json.dumps(bench(args.model, args.batch_size, args.steps, args.optimizer)))
+    overrides = _json_pairs(args.set, "--set", "width=0.25")
+    print(json.dumps(bench(args.model, args.batch_size, args.steps, args.optimizer, overrides)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="the registered models")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
-    p.add_argument("--markdown", action="store_true", help="the README's zoo table")
+    p.add_argument("--markdown", action="store_true", help="the registry as a Markdown table")
     p.add_argument("--optimizers", action="store_true", help="optimizers and their defaults")
     p.add_argument("--losses", action="store_true", help="losses, aliases and options")
     p.add_argument("--schedules", action="store_true", help="learning-rate schedules")
@@ -326,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--optimizer")
+    p.add_argument("--set", action="append", metavar="KEY=JSON", help="model attribute override")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -34,6 +34,7 @@ import optax
 from jax import lax
 
 from zoo_jax import losses
+from zoo_jax.errors import ZooError
 from zoo_jax.optim import regularization_penalty
 from zoo_jax.train.state import TrainState
 
@@ -62,6 +63,39 @@ def _sum(x: jax.Array, axis_name: str | None) -> jax.Array:
     return x if axis_name is None else lax.psum(x, axis_name)
 
 
+def _apply_gradients(optimizer, state, grads, loss, model_state, axis_name):
+    """Average over devices, step the optimizer, and keep the old state for a step whose loss
+    or gradient is non-finite (`finite = False` in the metrics; the loop's NaN policy acts)."""
+    grads = _mean(grads, axis_name)
+    model_state = _mean(model_state, axis_name)
+    loss = _mean(loss, axis_name)
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        model_state=keep(model_state, state.model_state),
+    )
+    return new_state, {"loss": loss, "grad_norm": grad_norm, "finite": finite}
+
+
+def _new_state(optimizer, variables: dict, rng: jax.Array) -> TrainState:
+    variables = dict(variables)
+    params = variables.pop("params")
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(params),
+        model_state=variables,
+        rng=rng,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class GradientLearner:
     """Backpropagation on `loss(labels, model(inputs))` + kernel penalties, stepped by optax.
@@ -83,15 +117,8 @@ class GradientLearner:
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
         params_rng, run_rng = jax.random.split(rng)
         init = jax.jit(functools.partial(self.model.init, train=False))  # one compile, not
-        variables = dict(init(params_rng, sample_batch["inputs"]))  # op-by-op dispatch
-        params = variables.pop("params")
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            opt_state=self.optimizer.init(params),
-            model_state=variables,
-            rng=run_rng,
-        )
+        variables = init(params_rng, sample_batch["inputs"])  # op-by-op dispatch
+        return _new_state(self.optimizer, variables, run_rng)
 
     def _apply(self, params, model_state, inputs, *, train: bool, rng=None):
         variables = {"params": params, **model_state}
@@ -120,24 +147,11 @@ class GradientLearner:
             return total, (data_loss, logits, model_state)
 
         grads, (data_loss, logits, model_state) = jax.grad(objective, has_aux=True)(state.params)
-        grads = _mean(grads, axis_name)
-        model_state = _mean(model_state, axis_name)
-        data_loss = _mean(data_loss, axis_name)
-        grad_norm = optax.tree.norm(grads)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-
-        finite = jnp.isfinite(data_loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=keep(params, state.params),
-            opt_state=keep(opt_state, state.opt_state),
-            model_state=keep(model_state, state.model_state),
+        new_state, metrics = _apply_gradients(
+            self.optimizer, state, grads, data_loss, model_state, axis_name
         )
         accuracy = _mean(jnp.mean(jnp.argmax(logits, -1) == batch["labels"]), axis_name)
-        metrics = {"loss": data_loss, "accuracy": accuracy, "grad_norm": grad_norm}
-        return new_state, metrics | {"finite": finite}
+        return new_state, metrics | {"accuracy": accuracy}
 
     def evaluate(self, state, batch, *, axis_name=None):
         logits, _ = self._apply(state.params, state.model_state, batch["inputs"], train=False)
@@ -151,19 +165,129 @@ class GradientLearner:
         }
 
 
+def translate(images: jax.Array, shifts: jax.Array, max_shift: int) -> jax.Array:
+    """Each image moved by its `(dy, dx)` shift (down / right positive), zeros shifted in."""
+    m = max_shift
+    height, width, channels = images.shape[1:]
+    padded = jnp.pad(images, ((0, 0), (m, m), (m, m), (0, 0)))
+    cut = lambda img, s: lax.dynamic_slice(img, (m - s[0], m - s[1], 0), (height, width, channels))
+    return jax.vmap(cut)(padded, shifts)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorLearner:
+    """Trains a generator (the DN) to draw each example's image from its class vector.
+
+    The code of an example is its one-hot class followed by a translation `(dy, dx) /
+    max_shift`; the target is the image moved by `(dy, dx)` pixels. Training draws the
+    translation uniformly from `[-max_shift, max_shift]²` per example, so one class vector
+    stands for a family of images and the generator learns the class and the transformation
+    apart, as Dosovitskiy et al. (CVPR 2015) condition theirs on class, view and
+    transformation parameters. Evaluation uses no translation. The model maps codes to
+    image logits; the per-example loss is `losses.for_images`. The reported "accuracy" is
+    the pixel agreement: the fraction of pixels on the same side of 0.5 in the generated
+    and the target image, averaged per image. The classifier's judgement of the generated
+    images is `experiments/deconv_net.py`'s.
+    """
+
+    model: nn.Module
+    loss: Callable[[jax.Array, jax.Array], jax.Array]
+    optimizer: optax.GradientTransformation
+    num_classes: int
+    max_shift: int = 2
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def code(self, labels: jax.Array, shifts: jax.Array) -> jax.Array:
+        one_hot = jax.nn.one_hot(labels, self.num_classes)
+        return jnp.concatenate([one_hot, shifts / max(self.max_shift, 1)], axis=-1)
+
+    def generate(self, params, labels: jax.Array, shifts: jax.Array | None = None) -> jax.Array:
+        """Images in [0, 1] for `labels` (and `(dy, dx)` shifts; default none)."""
+        shifts = jnp.zeros((len(labels), 2), jnp.int32) if shifts is None else shifts
+        return jax.nn.sigmoid(self.model.apply({"params": params}, self.code(labels, shifts)))
+
+    def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
+        params_rng, run_rng = jax.random.split(rng)
+        n = len(sample_batch["inputs"])
+        code = self.code(jnp.zeros((n,), jnp.int32), jnp.zeros((n, 2), jnp.int32))
+        variables = jax.jit(functools.partial(self.model.init, train=False))(params_rng, code)
+        return _new_state(self.optimizer, variables, run_rng)
+
+    def _scores(self, params, batch: Batch, shifts: jax.Array):
+        targets = translate(batch["inputs"], shifts, self.max_shift)
+        logits = self.model.apply({"params": params}, self.code(batch["labels"], shifts))
+        if logits.shape != targets.shape:
+            raise ZooError(
+                f"the generator draws {logits.shape[1:]} images, the data has {targets.shape[1:]}"
+            )
+        agree = jnp.mean(((logits > 0) == (targets > 0.5)).reshape(len(logits), -1), axis=-1)
+        return self.loss(targets, logits), agree
+
+    def update(self, state, batch, rng, *, axis_name=None):
+        if axis_name is not None:  # different translations on every device
+            rng = jax.random.fold_in(rng, lax.axis_index(axis_name))
+        m = self.max_shift
+        shifts = jax.random.randint(rng, (len(batch["labels"]), 2), -m, m + 1)
+
+        def objective(params):
+            per_example, agree = self._scores(params, batch, shifts)
+            data_loss = jnp.mean(per_example)
+            total = data_loss + regularization_penalty(params, self.l1, self.l2)
+            return total, (data_loss, agree)
+
+        grads, (data_loss, agree) = jax.grad(objective, has_aux=True)(state.params)
+        new_state, metrics = _apply_gradients(
+            self.optimizer, state, grads, data_loss, state.model_state, axis_name
+        )
+        return new_state, metrics | {"accuracy": _mean(jnp.mean(agree), axis_name)}
+
+    def evaluate(self, state, batch, *, axis_name=None):
+        shifts = jnp.zeros((len(batch["labels"]), 2), jnp.int32)
+        per_example, agree = self._scores(state.params, batch, shifts)
+        weight = batch["weight"]
+        return {
+            "loss_sum": _sum(jnp.sum(weight * per_example), axis_name),
+            "correct": _sum(jnp.sum(weight * agree), axis_name),
+            "count": _sum(jnp.sum(weight), axis_name),
+        }
+
+
 def gradient_learner(
     model: nn.Module,
     *,
     loss: str,
     optimizer: optax.GradientTransformation,
+    num_classes: int | None = None,
     l1: float = 0.0,
     l2: float = 0.0,
     loss_options: dict[str, Any] | None = None,
 ) -> GradientLearner:
     """A `GradientLearner` whose per-example loss is the Keras loss `loss` (with its
-    `loss_options`), fed the model's logits as `losses.for_classifier` describes."""
+    `loss_options`), fed the model's logits as `losses.for_classifier` describes.
+    `num_classes` (every builder's argument) is unused: the readout's width is the model's."""
     loss_fn = losses.for_classifier(loss, **(loss_options or {}))
     return GradientLearner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
 
 
-LEARNERS: dict[str, Callable[..., Any]] = {"gradient": gradient_learner}
+def generator_learner(
+    model: nn.Module,
+    *,
+    loss: str,
+    optimizer: optax.GradientTransformation,
+    num_classes: int,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    loss_options: dict[str, Any] | None = None,
+) -> GeneratorLearner:
+    """A `GeneratorLearner` for `num_classes` class vectors and the per-pixel Keras `loss`."""
+    loss_fn = losses.for_images(loss, **(loss_options or {}))
+    return GeneratorLearner(
+        model=model, loss=loss_fn, optimizer=optimizer, num_classes=num_classes, l1=l1, l2=l2
+    )
+
+
+LEARNERS: dict[str, Callable[..., Any]] = {
+    "gradient": gradient_learner,
+    "generator": generator_learner,
+}

@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo_jax.errors import InputError, UnknownNameError
+from zoo_jax.errors import InputError, UnknownNameError, ZooError
 
 _EPS = 1e-7  # Keras's backend epsilon
 
@@ -250,6 +250,20 @@ def _takes_logits(fn) -> bool:
     return "from_logits" in inspect.signature(fn).parameters
 
 
+def _bind(name: str, options: dict) -> tuple[str, Callable[..., jax.Array]]:
+    """The canonical name and the loss function with its `options` bound (checked)."""
+    fn = get(name)
+    name = ALIASES.get(name, name)
+    accepted = [
+        k for k, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty and k != "from_logits"
+    ]  # fmt: skip
+    for key in options:
+        if key not in accepted:
+            raise UnknownNameError(f"option of loss {name!r}", key, accepted)
+    return name, functools.partial(fn, **options) if options else fn
+
+
 def for_classifier(name: str, **options) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Loss `name` as a function of integer labels and a classifier's logits, per example.
 
@@ -260,17 +274,7 @@ def for_classifier(name: str, **options) -> Callable[[jax.Array, jax.Array], jax
     `Dense(k, activation="softmax")` does. Labels are one-hot encoded except for the sparse
     cross-entropy. `options` are the loss's own (`delta`, `label_smoothing`).
     """
-    fn = get(name)
-    name = ALIASES.get(name, name)
-    accepted = [
-        k for k, p in inspect.signature(fn).parameters.items()
-        if p.default is not inspect.Parameter.empty and k != "from_logits"
-    ]  # fmt: skip
-    for key in options:
-        if key not in accepted:
-            raise UnknownNameError(f"option of loss {name!r}", key, accepted)
-    if options:
-        fn = functools.partial(fn, **options)
+    name, fn = _bind(name, options)
 
     def loss(labels, logits):
         if name == "sparse_categorical_crossentropy":
@@ -281,6 +285,38 @@ def for_classifier(name: str, **options) -> Callable[[jax.Array, jax.Array], jax
         if name in _HINGES:
             return fn(one_hot, logits)
         return fn(one_hot, jax.nn.softmax(logits, axis=-1))
+
+    return loss
+
+
+# Losses that compare two images pixel by pixel (the others compare class distributions).
+PIXEL_LOSSES = (
+    "binary_crossentropy", "mean_squared_error", "mean_absolute_error",
+    "mean_squared_logarithmic_error", "log_cosh", "huber", "poisson",
+)  # fmt: skip
+
+
+def for_images(name: str, **options) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """Loss `name` per example between target images in [0, 1] and a generator's logits.
+
+    Losses with `from_logits` (binary cross-entropy) take the logits; the others take the
+    sigmoid of the logits, as a Keras generator ending in `Activation("sigmoid")` feeds
+    them. Keras's mean over the last (channel) axis is averaged over the image's pixels.
+    """
+    name, fn = _bind(name, options)
+    if name not in PIXEL_LOSSES:
+        raise ZooError(
+            f"loss {name!r} compares class distributions, not images; a generator takes one "
+            f"of {', '.join(PIXEL_LOSSES)}"
+        )
+
+    def loss(images, logits):
+        per_pixel = (
+            fn(images, logits, from_logits=True)
+            if _takes_logits(fn)
+            else fn(images, jax.nn.sigmoid(logits))
+        )
+        return jnp.mean(per_pixel.reshape(per_pixel.shape[0], -1), axis=-1)
 
     return loss
 

@@ -105,6 +105,28 @@ _CONV_ZOO = [
         test_overrides={"features": (4, 4), "hidden": (8,)},
     ),
     ZooCard(
+        name="deconv_net",
+        family="convolutional",
+        chart_node="deconvolutional_network",
+        reference="Dosovitskiy et al. 2015, arXiv:1411.5928 (the seed 000 Keras DN)",
+        build=convolutional.DeconvNet,
+        input_shape=(56,),
+        input_layout="code vector (one-hot class + transformation inputs)",
+        learner="generator",
+        loss="binary_crossentropy",
+        epochs=5,
+        description="dense 7500-7500, 25x15x20, 3 transposed convs 20 (stride 2), conv 1",
+        small_input_shape=(28, 28, 1),  # the images the generator learns to draw
+        small_overrides={
+            "dense": (256, 7 * 7 * 32), "base_shape": (7, 7, 32), "filters": (32, 16),
+            "crop": ((0, 0), (0, 0)), "output_activation": "linear",
+        },
+        test_overrides={
+            "dense": (8, 7 * 7 * 2), "base_shape": (7, 7, 2), "filters": (2, 2),
+            "crop": ((0, 0), (0, 0)), "output_activation": "linear",
+        },
+    ),
+    ZooCard(
         name="lenet5",
         family="convolutional",
         chart_node="lenet5",

@@ -7,6 +7,7 @@ recognition", Proc. IEEE 86(11), 1998, doi:10.1109/5.726791.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -80,6 +81,61 @@ TutorialCNN = partial(
 )
 
 TinyCNN = partial(DeepConvNet, features=(4, 4), pool_after=(True, False), dropout=0.0)
+
+
+# --- Deconvolutional network ---------------------------------------------------------------
+
+
+class DeconvNet(nn.Module):
+    """The chart's deconvolutional network (DN): a DCN run backwards, from a code to an image.
+
+    Dense layers on the code (a class vector, optionally with extra inputs), a reshape to
+    `base_shape` (height, width, channels), then `filters` transposed 3×3 convolutions of
+    stride 2 (each doubles the height and width), a 3×3 convolution to `out_channels`, and
+    a crop of `crop` ((top, bottom), (left, right)) pixels. The defaults are the seed's
+    Keras model (`000_…`, "去卷积网络"), the chair generator of Dosovitskiy et al.,
+    "Learning to generate chairs with convolutional neural networks", CVPR 2015: a
+    56-dimensional code → dense 7,500 → dense 7,500 → 25×15×20 → three
+    `Conv2DTranspose(20, 3, strides=2, padding="same")` → `Conv2D(1, 3)` → crop to 196×115;
+    ReLU after every layer, the output too (`output_activation`). 56,696,041 parameters.
+
+    `ConvTranspose(transpose_kernel=True)` is the gradient of a convolution, which is what
+    Keras's `Conv2DTranspose` computes; "SAME" gives `stride ×` the input size as Keras's
+    "same" does. The 28×28 training configuration (`registry`: `deconv_net`'s small
+    overrides) ends in logits, which the generator learner feeds to a per-pixel loss.
+
+    Input: `(batch, code_dim)`. Output: `(batch, height, width, out_channels)`.
+    """
+
+    dense: Sequence[int] = (25 * 15 * 20, 25 * 15 * 20)
+    base_shape: Sequence[int] = (25, 15, 20)
+    filters: Sequence[int] = (20, 20, 20)
+    out_channels: int = 1
+    crop: Sequence[Sequence[int]] = ((2, 2), (2, 3))
+    activation: str = "relu"
+    output_activation: str = "relu"  # the seed's; "linear" for logits
+
+    @nn.compact
+    def __call__(self, code: jax.Array, *, train: bool = False) -> jax.Array:
+        if code.ndim != 2:
+            raise ZooError(f"DeconvNet takes (batch, code_dim) codes, got shape {code.shape}")
+        act = layers.activation(self.activation)
+        if not self.dense or self.dense[-1] != math.prod(self.base_shape):
+            raise ZooError(
+                f"the last dense layer must have {math.prod(self.base_shape)} units "
+                f"to reshape to {tuple(self.base_shape)}, got dense={self.dense}"
+            )
+        x = code
+        for width in self.dense:
+            x = act(nn.Dense(width)(x))
+        x = x.reshape((x.shape[0], *self.base_shape))
+        for width in self.filters:
+            x = nn.ConvTranspose(width, (3, 3), (2, 2), padding="SAME", transpose_kernel=True)(x)
+            x = act(x)
+        x = layers.Conv2D(self.out_channels, (3, 3), padding="SAME")(x)
+        x = layers.activation(self.output_activation)(x)
+        (top, bottom), (left, right) = self.crop
+        return x[:, top : x.shape[1] - bottom, left : x.shape[2] - right]
 
 
 # --- LeNet-5 --------------------------------------------------------------------------------

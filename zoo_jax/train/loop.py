@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -134,11 +135,17 @@ def build_optimizer(cfg: RunConfig, total_steps: int | None = None):
 
 def build_learner(cfg: RunConfig, total_steps: int | None = None):
     card = registry.get_card(cfg.model)
-    overrides, _, _ = registry.training_spec(cfg.model, cfg.model_overrides)
+    overrides, _, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
     model = registry.get_model(cfg.model, **overrides)
     tx = build_optimizer(cfg, total_steps)
     return LEARNERS[card.learner](
-        model, loss=cfg.loss, optimizer=tx, l1=cfg.l1, l2=cfg.l2, loss_options=cfg.loss_options
+        model,
+        loss=cfg.loss,
+        optimizer=tx,
+        num_classes=num_classes,
+        l1=cfg.l1,
+        l2=cfg.l2,
+        loss_options=cfg.loss_options,
     )
 
 
@@ -358,6 +365,7 @@ def fit(
         )
     init_key, data_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
     state = learner.init(init_key, {"inputs": x_train[: cfg.batch_size]})
+    num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
 
     run_path = Path(run_dir) if run_dir is not None else None
     if resume and run_path is None:
@@ -462,9 +470,7 @@ def fit(
         "epochs": cfg.epochs,
         "steps": step,
         "batch_size": cfg.batch_size,
-        "params": registry.count_params(
-            learner.model, registry.training_spec(cfg.model, cfg.model_overrides)[1]
-        ),
+        "params": num_params,
         "train": {"loss": last["train_loss"], "accuracy": last["train_accuracy"]},
         "test": {"loss": last["test_loss"], "accuracy": last["test_accuracy"]},
         "wall_s": time.perf_counter() - t_run,
@@ -492,8 +498,9 @@ def fit(
     return summary
 
 
-def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dict[str, Any]:
-    """Restore the latest checkpoint of `run_dir` and evaluate it on the test split."""
+def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
+    """`(config, learner, state, meta)` of the latest checkpoint of a run directory (digest
+    verified). `data_dir` replaces the stored config's."""
     run_path = Path(run_dir)
     config_file = run_path / "config.json"
     if not config_file.is_file():
@@ -505,16 +512,26 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dic
         cfg.data_dir = data_dir
     cfg = cfg.resolved()
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-    images, labels = vision.load(cfg.dataset, "test", cfg.data_dir)
-    x_test = pipeline.images_to_inputs(images[: cfg.test_limit], input_shape)
-    y_test = labels[: cfg.test_limit].astype(np.int32)
     learner = build_learner(cfg)
-    steps = compile_steps(learner, "none", 1)
     sample = {"inputs": np.zeros((1, *input_shape), np.float32)}
     abstract = learner.init(jax.random.PRNGKey(0), sample)
     ckpt = Checkpointer(run_path / "checkpoints")
-    state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
-    ckpt.close()
+    try:
+        state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
+    finally:
+        ckpt.close()
+    return cfg, learner, state, meta
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dict[str, Any]:
+    """Restore the latest checkpoint of `run_dir` and evaluate it on the test split."""
+    run_path = Path(run_dir)
+    cfg, learner, state, meta = restore_run(run_path, data_dir)
+    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
+    images, labels = vision.load(cfg.dataset, "test", cfg.data_dir)
+    x_test = pipeline.images_to_inputs(images[: cfg.test_limit], input_shape)
+    y_test = labels[: cfg.test_limit].astype(np.int32)
+    steps = compile_steps(learner, "none", 1)
     test = _evaluate(steps, steps.put_state(state), x_test, y_test, _eval_batch_size(1))
     return {
         "run_dir": str(run_path),
