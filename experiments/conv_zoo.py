@@ -58,7 +58,13 @@ def row_id(model: str, dataset: str, width: float) -> str:
 
 
 def run_row(
-    model: str, dataset: str, width: float, quick: bool, data_dir, epochs: int | None = None
+    model: str,
+    dataset: str,
+    width: float,
+    quick: bool,
+    data_dir,
+    epochs: int | None = None,
+    train_limit: int | None = None,
 ) -> dict:
     overrides = {} if width == 1 or model in ("lenet5", "lenet5_keras", "dcn") else {"width": width}
     cfg = RunConfig(
@@ -68,7 +74,7 @@ def run_row(
         schedule=None if os.environ.get("CONV_ZOO_CONSTANT_LR") else "cosine_decay",
         epochs=1 if quick else epochs,
         model_overrides=overrides,
-        train_limit=512 if quick else None,
+        train_limit=512 if quick else train_limit,
         test_limit=500 if quick else None,
         data_dir=data_dir,
     )
@@ -80,6 +86,8 @@ def run_row(
     notes = f"input {'x'.join(map(str, input_shape))}, width x{spec.get('width', 1):g}"
     if epochs and not quick:
         notes += f"; {epochs} epochs instead of the card's {registry.get_card(model).epochs}"
+    if train_limit and not quick:
+        notes += f"; the first {train_limit:,} training images only"
     result = common.result_row("conv_zoo", row_id(model, dataset, width), summary, reference, notes)
     result["config"]["model_overrides"] = spec
     result["history"] = [
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=float, default=1.0, help="convolution width multiplier")
     parser.add_argument("--models", default="", help="comma-separated subset")
     parser.add_argument("--epochs", type=int, help="instead of the card's (said in the notes)")
+    parser.add_argument("--train-limit", type=int, help="first N training images (in the notes)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--force", action="store_true", help="re-run rows that have results")
     parser.add_argument("--no-report", action="store_true")
@@ -106,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         registry.get_card(name)  # unknown names fail before anything trains
     out_dir = common.RESULTS_DIR / "quick" / "conv_zoo" if args.quick else OUT
     plan = [(row_id(m, d, args.width), m, d) for m in models for d in args.datasets.split(",")]
-    run = lambda m, d: run_row(m, d, args.width, args.quick, args.data_dir, args.epochs)
+    run = lambda m, d: run_row(
+        m, d, args.width, args.quick, args.data_dir, args.epochs, args.train_limit
+    )
     common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not (args.no_report or args.quick):
         report.write()

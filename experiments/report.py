@@ -130,8 +130,11 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
         cfg = any_row["config"]
         lr = f"{cfg['learning_rate'] or 1e-3:g}" + (", cosine" if cfg.get("schedule") else "")
         wall = sum(r["wall_s"] for r in by_ds.values())
+        epochs = f"{cfg['epochs']}" + (
+            f" on {cfg['train_limit']:,} images" if cfg.get("train_limit") else ""
+        )
         out.append(
-            f"| {model} | {width:g} | {cfg['params']:,} | {cfg['epochs']} | {lr} | "
+            f"| {model} | {width:g} | {cfg['params']:,} | {epochs} | {lr} | "
             f"{accs[0]} | {accs[1]} | {bench} | {'; '.join(verdicts) or 'met'} | "
             f"{wall:.0f} | {any_row['device']} |"
         )

@@ -141,6 +141,7 @@ def test_bench_takes_model_overrides(capsys):
     ("argv", "message"),
     [
         (["train", "--model", "cnm"], "did you mean 'cnn'"),
+        (["train", "--model", "deconv_net", "--loss", "kld"], "compares class distributions"),
         (["train", "--model", "mlp", "--optimizer", "adamm"], "did you mean 'adam'"),
         (["train", "--model", "mlp", "--set", "dropot=0.1"], "dropout"),
         (["train", "--model", "mlp", "--set", "hidden=[16"], "must be JSON"),

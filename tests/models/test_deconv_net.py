@@ -1,6 +1,8 @@
 """The deconvolutional network: the seed's Keras model numerically, its parameter count, the
 generator learner (translations, loss, updates, multi-device) and the per-pixel losses."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -130,3 +132,23 @@ def test_generator_learner_draws_the_batch_and_lowers_its_loss():
     codes = learner.code(jnp.array([2]), jnp.array([[2, -1]]))
     np.testing.assert_allclose(codes[0, -2:], [1.0, -0.5])
     assert int(jnp.argmax(codes[0, :10])) == 2
+
+
+@pytest.mark.parametrize("parallel", ["pmap", "sharded"])
+def test_generator_data_parallel_equals_single_device(parallel):
+    """With translations off (max_shift 0) the step is deterministic, so 4 devices equal
+    one; the sharded step sees the global batch and equals one device with them on too."""
+    from zoo_jax.train.steps import compile_steps
+
+    learner, batch = _learner_and_batch()
+    for max_shift in (0, 2) if parallel == "sharded" else (0,):
+        gen = dataclasses.replace(learner, max_shift=max_shift)
+        state = jax.device_get(gen.init(jax.random.PRNGKey(0), {"inputs": batch["inputs"]}))
+        results = []
+        for mode, devices in (("none", 1), (parallel, 4)):
+            steps = compile_steps(gen, mode, devices)
+            s = steps.put_state(state)
+            for _ in range(3):
+                s, _ = steps.train(s, steps.put_batch(batch))
+            results.append(steps.get_state(s).params)
+        chex.assert_trees_all_close(results[1], results[0], atol=1e-5, rtol=1e-5)

@@ -93,7 +93,8 @@ class RunConfig:
             raise ZooError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.l1 < 0 or self.l2 < 0:
             raise ZooError("l1 and l2 must be >= 0")
-        losses.for_classifier(self.loss, **self.loss_options)
+        generator = registry.get_card(self.model).learner == "generator"
+        (losses.for_images if generator else losses.for_classifier)(self.loss, **self.loss_options)
         if "learning_rate" in self.optimizer_options:
             raise ZooError("set the learning rate with learning_rate (--lr), not an option")
         build_optimizer(self)  # names and ranges of optimizer, options and schedule
