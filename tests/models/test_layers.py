@@ -29,6 +29,26 @@ def test_im2col_equals_xla_convolution(padding, kernel, stride, size):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("groups", "cin", "cout", "stride"), [(2, 4, 6, 1), (4, 8, 8, 2), (6, 6, 6, 1)]
+)
+def test_grouped_im2col_equals_xla_grouped_convolution(groups, cin, cout, stride):
+    """ResNeXt's and Caffe AlexNet's groups, and depthwise (groups = channels, Xception)."""
+    kx, kw = jax.random.split(jax.random.PRNGKey(groups))
+    x = jax.random.normal(kx, (2, 9, 8, cin))
+    w = jax.random.normal(kw, (3, 3, cin // groups, cout))
+    ref = lambda x, w: lax.conv_general_dilated(
+        x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+    )  # fmt: skip
+    ours = lambda x, w: layers.conv2d_im2col(x, w, (stride, stride), "SAME", groups)
+    np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+    g_ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(ours(x, w))), argnums=(0, 1))(x, w)
+    g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), argnums=(0, 1))(x, w)
+    for a, b in zip(g_ours, g_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_conv2d_has_nn_conv_parameters_and_values():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
     ours = layers.Conv2D(5, (3, 3), padding="SAME", implementation="im2col")
