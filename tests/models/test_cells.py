@@ -1,0 +1,130 @@
+"""Recurrent cells: Keras 3's SimpleRNN, LSTM, GRU (both resets) and ConvLSTM2D given the same
+weights; Jordan, peephole LSTM and mLSTM against NumPy written from their papers' equations."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+from zoo_jax.models import cells
+
+B, T, D, U = 3, 7, 5, 6
+
+
+def _random_params(cell, x, seed=0):
+    """The cell's parameters, drawn N(0, 0.5²) (initialisers would hide wrong gate orders)."""
+    rng = np.random.default_rng(seed)
+    abstract = jax.eval_shape(nn.RNN(cell).init, jax.random.PRNGKey(0), x)["params"]
+    return jax.tree.map(lambda a: jnp.asarray(rng.normal(0, 0.5, a.shape), jnp.float32), abstract)
+
+
+def _run(cell, params, x):
+    return np.asarray(nn.RNN(cell).apply({"params": params}, x))
+
+
+KERAS = {
+    "elman": (lambda: cells.ElmanCell(U), lambda: keras.layers.SimpleRNN(U, return_sequences=True)),
+    "lstm": (lambda: cells.LSTMCell(U), lambda: keras.layers.LSTM(U, return_sequences=True)),
+    "gru": (lambda: cells.GRUCell(U), lambda: keras.layers.GRU(U, return_sequences=True)),
+    "gru_reset_before": (
+        lambda: cells.GRUCell(U, reset_after=False),
+        lambda: keras.layers.GRU(U, return_sequences=True, reset_after=False),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS))
+def test_cells_equal_keras_layers(name):
+    make_cell, make_layer = KERAS[name]
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(B, T, D)), jnp.float32)
+    params = _random_params(make_cell(), x)
+    layer = make_layer()
+    layer.build((B, T, D))
+    by_name = {w.path.split("/")[-1]: w for w in layer.weights}
+    for key, value in params["cell"].items():
+        by_name[key].assign(np.asarray(value))
+    np.testing.assert_allclose(_run(make_cell(), params, x), layer(x), rtol=1e-5, atol=1e-5)
+    assert set(by_name) == set(params["cell"])  # no Keras weight left unset
+
+
+def test_conv_lstm_equals_keras_conv_lstm2d():
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 4, 5, 6, 3)), jnp.float32)
+    cell = lambda: cells.ConvLSTMCell(4, (3, 3))
+    params = _random_params(cell(), x)
+    layer = keras.layers.ConvLSTM2D(4, 3, padding="same", return_sequences=True)
+    layer.build(x.shape)
+    by_name = {w.path.split("/")[-1]: w for w in layer.weights}
+    for key, value in params["cell"].items():
+        by_name[key].assign(np.asarray(value))
+    np.testing.assert_allclose(_run(cell(), params, x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _numpy_jordan(p, x, out):
+    y, ys = np.zeros((x.shape[0], out)), []
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ p["kernel"] + y @ p["recurrent_kernel"] + p["bias"])
+        y = np.tanh(h @ p["output_kernel"] + p["output_bias"])
+        ys.append(y)
+    return np.stack(ys, 1)
+
+
+def _numpy_peephole(p, x):
+    c = h = np.zeros((x.shape[0], U))
+    hs = []
+    W, R, b, P = p["kernel"], p["recurrent_kernel"], p["bias"], p["peepholes"]
+    for t in range(x.shape[1]):
+        z = x[:, t] @ W + h @ R + b
+        zi, zf, zg, zo = z[:, :U], z[:, U : 2 * U], z[:, 2 * U : 3 * U], z[:, 3 * U :]
+        i = _sigmoid(zi + P[0] * c)
+        f = _sigmoid(zf + P[1] * c)
+        c = f * c + i * np.tanh(zg)
+        o = _sigmoid(zo + P[2] * c)  # the output gate looks at the new state
+        h = o * np.tanh(c)
+        hs.append(h)
+    return np.stack(hs, 1)
+
+
+def _numpy_mlstm(p, x):
+    c = h = np.zeros((x.shape[0], U))
+    hs = []
+    for t in range(x.shape[1]):
+        m = (x[:, t] @ p["multiplicative_kernel"]) * (h @ p["multiplicative_recurrent_kernel"])
+        z = x[:, t] @ p["kernel"] + m @ p["recurrent_kernel"] + p["bias"]
+        i, f, g, o = np.split(z, 4, axis=-1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = np.tanh(c) * _sigmoid(o)
+        hs.append(h)
+    return np.stack(hs, 1)
+
+
+@pytest.mark.parametrize(
+    ("cell", "reference"),
+    [
+        (cells.JordanCell(U, output_units=4), lambda p, x: _numpy_jordan(p, x, 4)),
+        (cells.PeepholeLSTMCell(U), _numpy_peephole),
+        (cells.MultiplicativeLSTMCell(U), _numpy_mlstm),
+    ],
+    ids=["jordan", "peephole_lstm", "mlstm"],
+)
+def test_cells_equal_numpy_from_the_papers(cell, reference):
+    x = np.random.default_rng(3).normal(size=(B, T, D)).astype(np.float32)
+    params = _random_params(cell, jnp.asarray(x))
+    expected = reference(jax.tree.map(np.asarray, params["cell"]), x.astype(np.float64))
+    np.testing.assert_allclose(_run(cell, params, jnp.asarray(x)), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_keras_initialisers():
+    """Glorot kernels, orthogonal recurrent kernels, forget-gate bias one (unit_forget_bias)."""
+    x = jnp.zeros((1, T, D))
+    params = nn.RNN(cells.LSTMCell(U)).init(jax.random.PRNGKey(0), x)["params"]["cell"]
+    np.testing.assert_array_equal(params["bias"], np.r_[np.zeros(U), np.ones(U), np.zeros(2 * U)])
+    r = np.asarray(params["recurrent_kernel"])  # (U, 4U): orthonormal rows
+    np.testing.assert_allclose(r @ r.T, np.eye(U), atol=1e-5)
+    limit = np.sqrt(6 / (D + 4 * U))
+    assert np.abs(params["kernel"]).max() <= limit
