@@ -128,3 +128,78 @@ def test_keras_initialisers():
     np.testing.assert_allclose(r @ r.T, np.eye(U), atol=1e-5)
     limit = np.sqrt(6 / (D + 4 * U))
     assert np.abs(params["kernel"]).max() <= limit
+
+
+def _keras_weights(layer, params):
+    """Assign our cell parameters to a built Keras recurrent layer, by name."""
+    by_name = {w.path.split("/")[-1]: w for w in layer.weights}
+    for key, value in params.items():
+        by_name[key].assign(np.asarray(value))
+
+
+def test_recurrent_layer_masking_state_and_direction_equal_keras():
+    """Mask (a padded batch), initial state, go_backwards, return_state: Keras's LSTM."""
+    from zoo_jax.models.recurrent import Recurrent
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(B, T, D)).astype(np.float32)
+    mask = np.arange(T)[None, :] < np.array([[T], [4], [1]])  # lengths 7, 4, 1
+    init = tuple(rng.normal(size=(B, U)).astype(np.float32) for _ in range(2))  # (c, h)
+    for go_backwards in (False, True):
+        for return_sequences in (False, True):
+            layer = Recurrent(cells.LSTMCell(U), return_sequences=return_sequences,
+                              return_state=True, go_backwards=go_backwards)  # fmt: skip
+            variables = layer.init(jax.random.PRNGKey(0), x, mask=mask)
+            params = jax.tree.map(
+                lambda a: jnp.asarray(rng.normal(0, 0.5, a.shape), jnp.float32),
+                variables["params"],
+            )
+            out, (c, h) = layer.apply({"params": params}, x, mask=mask, initial_state=init)
+            ref = keras.layers.LSTM(U, return_sequences=return_sequences, return_state=True,
+                                    go_backwards=go_backwards)  # fmt: skip
+            ref.build((B, T, D))
+            _keras_weights(ref, params["cell"])
+            ref_out, ref_h, ref_c = ref(x, mask=mask, initial_state=[init[1], init[0]])
+            np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(h, ref_h, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(c, ref_c, rtol=1e-5, atol=1e-5)
+
+
+def test_bidirectional_stacked_equals_keras():
+    from zoo_jax.models.recurrent import Bidirectional, Recurrent
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(B, T, D)).astype(np.float32)
+
+    class Stack(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = Bidirectional(Recurrent(cells.GRUCell(U), return_sequences=True),
+                              Recurrent(cells.GRUCell(U), return_sequences=True))(x)  # fmt: skip
+            return Recurrent(cells.ElmanCell(4))(x)
+
+    params = jax.tree.map(
+        lambda a: jnp.asarray(rng.normal(0, 0.5, a.shape), jnp.float32),
+        Stack().init(jax.random.PRNGKey(0), x)["params"],
+    )
+    ref = keras.Sequential([
+        keras.Input((T, D)),
+        keras.layers.Bidirectional(keras.layers.GRU(U, return_sequences=True)),
+        keras.layers.SimpleRNN(4),
+    ])  # fmt: skip
+    # cells built in Stack's body are Stack's children, named in order of construction
+    _keras_weights(ref.layers[0].forward_layer, params["GRUCell_0"])
+    _keras_weights(ref.layers[0].backward_layer, params["GRUCell_1"])
+    _keras_weights(ref.layers[1], params["ElmanCell_0"])
+    np.testing.assert_allclose(Stack().apply({"params": params}, x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_recurrent_layer_rejects_bad_shapes():
+    from zoo_jax.errors import ZooError
+    from zoo_jax.models.recurrent import Recurrent
+
+    layer = Recurrent(cells.ElmanCell(U))
+    with pytest.raises(ZooError, match="batch, time, features"):
+        layer.init(jax.random.PRNGKey(0), jnp.zeros((B, D)))
+    with pytest.raises(ZooError, match="mask must be"):
+        layer.init(jax.random.PRNGKey(0), jnp.zeros((B, T, D)), mask=jnp.ones((B, T + 1)))

@@ -9,12 +9,99 @@ from functools import partial
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+
+from zoo_jax.errors import ZooError
 
 CELLS = {
     "simple": nn.SimpleCell,
     "lstm": nn.OptimizedLSTMCell,
     "gru": nn.GRUCell,
 }
+
+
+def _step(cell, carry, inputs, constants, zero_output_for_mask):
+    x, keep = inputs
+    new_carry, y = cell(carry, x) if constants is None else cell(carry, x, constants)
+    # A masked step (keep False) leaves the state as it was and outputs the previous output,
+    # which, as Keras assumes, is the carry's last part (h; Jordan's y), or zeros.
+    where = lambda n, o: jnp.where(keep.reshape(-1, *[1] * (n.ndim - 1)), n, o)
+    previous = carry[-1] if isinstance(carry, tuple) else carry
+    y = where(y, jnp.zeros_like(y) if zero_output_for_mask else previous)
+    return jax.tree.map(where, new_carry, carry), y
+
+
+class Recurrent(nn.Module):
+    """The seeds' RNN base layer: a cell scanned over `(batch, time, features)`.
+
+    What Keras's `RNN` has: `initial_state` (the cell's carry; default zeros), `constants`
+    passed to every call of the cell (`cell(carry, x, constants)`, e.g. an encoder's outputs
+    for attention), a `(batch, time)` boolean `mask` (a masked step leaves the state as it was
+    and outputs the previous output, or zeros with `zero_output_for_mask`), the whole sequence
+    or the last output (`return_sequences`), the final carry too (`return_state`) and
+    `go_backwards` (outputs in the reversed order, as Keras returns them). The loop is one
+    `lax.scan` (`nn.scan`), parameters shared across steps. Stacking is a sequence of these;
+    `bidirectional` wraps two.
+    """
+
+    cell: nn.RNNCellBase
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    zero_output_for_mask: bool = False
+
+    @nn.compact
+    def __call__(self, x, *, mask=None, initial_state=None, constants=None):
+        if x.ndim < 3:
+            raise ZooError(f"a recurrent layer takes (batch, time, features), got shape {x.shape}")
+        batch, steps = x.shape[:2]
+        keep = jnp.ones((batch, steps), bool) if mask is None else jnp.asarray(mask, bool)
+        if keep.shape != (batch, steps):
+            raise ZooError(f"mask must be (batch, time) = {(batch, steps)}, got {keep.shape}")
+        if self.go_backwards:
+            x, keep = x[:, ::-1], keep[:, ::-1]
+        carry = initial_state
+        if carry is None:
+            carry = self.cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)
+        scan = nn.scan(
+            _step,
+            variable_broadcast="params",
+            split_rngs={"params": False, "dropout": True},
+            in_axes=(1, nn.broadcast, nn.broadcast),
+            out_axes=1,
+        )
+        carry, ys = scan(self.cell, carry, (x, keep), constants, self.zero_output_for_mask)
+        out = ys if self.return_sequences else ys[:, -1]
+        return (out, carry) if self.return_state else out
+
+
+class Bidirectional(nn.Module):
+    """Keras's `Bidirectional`: the forward layer and a `go_backwards` copy of the backward
+    one, whose sequence output is flipped back to time order, merged by `merge` (concat,
+    sum, mul or ave)."""
+
+    forward: Recurrent
+    backward: Recurrent
+    merge: str = "concat"
+
+    @nn.compact
+    def __call__(self, x, *, mask=None):
+        forward = self.forward.clone(parent=self, name="forward_layer", return_state=False)
+        backward = self.backward.clone(
+            parent=self, name="backward_layer", go_backwards=True, return_state=False
+        )
+        y_f, y_b = forward(x, mask=mask), backward(x, mask=mask)
+        if forward.return_sequences:
+            y_b = y_b[:, ::-1]
+        merges = {
+            "concat": lambda a, b: jnp.concatenate([a, b], -1),
+            "sum": jnp.add,
+            "mul": jnp.multiply,
+            "ave": lambda a, b: (a + b) / 2,
+        }
+        if self.merge not in merges:
+            raise ZooError(f"merge must be one of {', '.join(merges)}, got {self.merge!r}")
+        return merges[self.merge](y_f, y_b)
 
 
 class RecurrentClassifier(nn.Module):
