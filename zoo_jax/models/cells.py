@@ -103,7 +103,9 @@ class JordanCell(_Cell):
         bias = self.param("bias", zeros, (self.units,))
         h = self.act(x @ kernel + y @ recurrent + bias)
         v = self.param("output_kernel", glorot, (self.units, out))
-        y = layers.activation(self.output_activation)(h @ v + self.param("output_bias", zeros, (out,)))
+        y = layers.activation(self.output_activation)(
+            h @ v + self.param("output_bias", zeros, (out,))
+        )
         return y, y
 
 
