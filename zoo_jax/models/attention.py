@@ -124,7 +124,7 @@ class LocalAttention(nn.Module):
         if mask is not None:
             mask = jnp.asarray(mask, bool)
             inside = inside & (mask[:, None, :] if mask.ndim == 2 else mask)
-        context, weights = attend(scores, values, inside)
+        weights = jax.nn.softmax(_mask_scores(scores, inside), axis=-1)
         sigma = self.window / 2
         weights = weights * jnp.exp(-((s - p[..., None]) ** 2) / (2 * sigma**2))
         return jnp.einsum("bqk,bkd->bqd", weights, values), weights
