@@ -204,6 +204,48 @@ _CONV_ZOO = [
 
 _SEED_003 = "Atienza, Advanced Deep Learning with Keras (2018), ch. 1 (seed 003)"
 
+
+def _recurrent(name, node, cell, reference, description, **kw) -> ZooCard:
+    """A sequential-MNIST classifier of the recurrent zoo: the seed's SimpleRNN(256,
+    dropout 0.2) + Dense 10 with another cell (seed 003 swaps in LSTM and GRU so)."""
+    return ZooCard(
+        name=name,
+        family="recurrent",
+        chart_node=node,
+        reference=reference,
+        build=partial(recurrent.RecurrentClassifier, cell=cell, **kw.pop("model", {})),
+        input_shape=(28, 28),
+        input_layout="N,T,F (28 rows of 28 pixels)",
+        description=description,
+        test_overrides={"units": 8, "dropout": 0.0, **kw.pop("test_overrides", {})},
+        **kw,
+    )
+
+
+_HOCHREITER = "Hochreiter & Schmidhuber 1997, doi:10.1162/neco.1997.9.8.1735"
+_RECURRENT_ZOO = [
+    _recurrent("jordan", "jordan_network", "jordan", "Jordan 1986, ICS report 8604",
+               "Jordan network: the previous output feeds the hidden layer (256)"),
+    _recurrent("lstm", "lstm", "lstm", f"{_HOCHREITER}; Gers et al. 2000; {_SEED_003}",
+               "LSTM(256, dropout 0.2) over the 28 image rows, dense 10 (Keras LSTM)"),
+    _recurrent("peephole_lstm", "peephole_lstm", "peephole_lstm",
+               "Gers & Schmidhuber 2000, doi:10.1109/IJCNN.2000.861302",
+               "LSTM(256) whose gates also see the cell state (peepholes)"),
+    _recurrent("gru", "gru", "gru", f"Cho et al. 2014, arXiv:1406.1078; {_SEED_003}",
+               "GRU(256, dropout 0.2), Keras's reset-after form (cuDNN's)"),
+    _recurrent("gru_cho", "gru", "gru", "Cho et al. 2014, arXiv:1406.1078",
+               "GRU(256) with the reset gate before the recurrent product (the paper's)",
+               model={"cell_options": {"reset_after": False}}),
+    _recurrent("mlstm", "multiplicative_lstm", "mlstm", "Krause et al. 2016, arXiv:1609.07959",
+               "multiplicative LSTM(256): input-dependent recurrent transitions"),
+    _recurrent("stacked_lstm", "stacked_lstm", "lstm", f"{_HOCHREITER}; Graves et al. 2013",
+               "two stacked LSTM(256) layers, the first returning its sequence",
+               model={"units": (256, 256)}, test_overrides={"units": (8, 8)}),
+    _recurrent("bilstm", "lstm", "lstm", "Schuster & Paliwal 1997; Graves & Schmidhuber 2005",
+               "bidirectional LSTM(128 + 128), outputs concatenated", model={"units": 128,
+               "bidirectional": True}),
+]  # fmt: skip
+
 MODELS: dict[str, ZooCard] = {
     card.name: card
     for card in [
@@ -262,6 +304,7 @@ MODELS: dict[str, ZooCard] = {
             test_overrides={"features": (4, 4), "hidden": (8,), "dropout": 0.0},
         ),
         *_CONV_ZOO,
+        *_RECURRENT_ZOO,
     ]
 }
 

@@ -1,23 +1,23 @@
-"""Recurrent networks: Elman (SimpleRNN) classifiers over sequences.
+"""Recurrent layers and classifiers over sequences, built from the cells of `cells.py`.
 
-Chart node: `rnn`. The loop over time is `flax.linen.RNN` (a `lax.scan`), never Python.
+Chart nodes: `rnn`, `jordan_network`, `lstm`, `peephole_lstm`, `gru`,
+`multiplicative_lstm`, `stacked_lstm`. The loop over time is one `nn.scan` (`lax.scan`),
+never Python.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo_jax.errors import ZooError
-
-CELLS = {
-    "simple": nn.SimpleCell,
-    "lstm": nn.OptimizedLSTMCell,
-    "gru": nn.GRUCell,
-}
+from zoo_jax.errors import UnknownNameError, ZooError
+from zoo_jax.models import cells
 
 
 def _step(cell, carry, inputs, constants, zero_output_for_mask):
@@ -105,37 +105,49 @@ class Bidirectional(nn.Module):
 
 
 class RecurrentClassifier(nn.Module):
-    """A recurrent layer read at its last step, then a dense readout.
+    """Recurrent layers (stacked, optionally bidirectional) read at the last step, then a
+    dense readout.
 
     Reference: Elman, "Finding structure in time", Cognitive Science 14(2), 1990,
-    doi:10.1207/s15516709cog1402_1; configured as the MNIST row-sequence classifier of
-    Atienza (2018) ch. 1 (seed `003_…`, Fig. 1.5.1: SimpleRNN(256, dropout=0.2), Dense 10).
+    doi:10.1207/s15516709cog1402_1; the seed configuration is the MNIST row-sequence
+    classifier of Atienza (2018) ch. 1 (seed `003_…`, Fig. 1.5.1: SimpleRNN(256,
+    dropout=0.2), Dense 10). `cell` is a name of `cells.CELLS` (`cell_options` its fields,
+    e.g. `{"reset_after": false}` for Cho's GRU); `units` an int or one int per stacked
+    layer (every layer but the last returns its sequence to the next, as a stacked Keras
+    LSTM does).
 
-    Convention: Keras `SimpleRNN` — h_t = tanh(x_t W + h_{t-1} U + b), Glorot-uniform W,
-    orthogonal U, zero b, one bias; `dropout` drops *inputs* with one mask shared by every
-    time step (Keras's `dropout=` argument, not recurrent dropout).
+    Convention: Keras — Glorot-uniform kernels, orthogonal recurrent kernels, zero biases
+    (forget gate one); `dropout` drops *inputs* with one mask shared by every time step
+    (Keras's `dropout=` argument, not recurrent dropout).
 
     Input: `(batch, time, features)` floats. Output: `(batch, num_classes)` logits.
     """
 
-    units: int = 256
+    units: int | Sequence[int] = 256
     num_classes: int = 10
-    cell: str = "simple"
+    cell: str = "elman"
+    cell_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    bidirectional: bool = False
     dropout: float = 0.2
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        if self.cell not in cells.CELLS:
+            raise UnknownNameError("cell", self.cell, list(cells.CELLS))
+        if x.ndim != 3:
+            raise ZooError(f"{self.cell} classifier takes (batch, time, features), got {x.shape}")
         # broadcast_dims=(1,): the same input mask at every time step, as Keras does.
         x = nn.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
-        cell = CELLS[self.cell](
-            features=self.units,
-            kernel_init=nn.initializers.glorot_uniform(),
-            recurrent_kernel_init=nn.initializers.orthogonal(),
-        )
-        h = nn.RNN(cell)(x)[:, -1]
-        return nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())(h)
+        sizes = [self.units] if isinstance(self.units, int) else list(self.units)
+        for depth, units in enumerate(sizes):
+            layer = partial(self._layer, units, return_sequences=depth < len(sizes) - 1)
+            x = Bidirectional(layer(), layer())(x) if self.bidirectional else layer()(x)
+        return nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())(x)
+
+    def _layer(self, units: int, *, return_sequences: bool) -> Recurrent:
+        cell = cells.CELLS[self.cell](units, **self.cell_options)
+        return Recurrent(cell, return_sequences=return_sequences)
 
 
 # Seed `003_…`: SimpleRNN(256) over the 28 rows of an MNIST image (75,530 parameters).
-SeedRNN = partial(RecurrentClassifier, units=256, cell="simple", dropout=0.2)
-TinyRNN = partial(RecurrentClassifier, units=8, cell="simple", dropout=0.0)
+SeedRNN = partial(RecurrentClassifier, units=256, cell="elman", dropout=0.2)

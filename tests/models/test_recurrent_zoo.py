@@ -1,0 +1,87 @@
+"""The recurrent zoo's sequential-MNIST classifiers: parameter counts and logits against the
+same networks built in Keras 3 (cells Keras has) or counted from the equations (the others),
+and one jitted update each."""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+import zoo_jax
+from zoo_jax import optim, registry
+from zoo_jax.learners import gradient_learner
+
+RECURRENT = [n for n in zoo_jax.list_models() if registry.get_card(n).family == "recurrent"]
+
+
+def keras_model(name):
+    rnn = {
+        "rnn": lambda: keras.layers.SimpleRNN(256),
+        "lstm": lambda: keras.layers.LSTM(256),
+        "gru": lambda: keras.layers.GRU(256),
+        "gru_cho": lambda: keras.layers.GRU(256, reset_after=False),
+        "bilstm": lambda: keras.layers.Bidirectional(keras.layers.LSTM(128)),
+    }
+    if name == "stacked_lstm":
+        layers = [keras.layers.LSTM(256, return_sequences=True), keras.layers.LSTM(256)]
+    else:
+        layers = [rnn[name]()]
+    return keras.Sequential([keras.Input((28, 28)), *layers, keras.layers.Dense(10)])
+
+
+KERAS_NAMES = ["rnn", "lstm", "gru", "gru_cho", "stacked_lstm", "bilstm"]
+U, D, H = 256, 28, 10
+FORMULA = {  # Keras-style counts written from each cell's equations
+    "jordan": D * U + U * U + U + U * U + U + U * H + H,  # W, U (from y), b, V, c; readout
+    "peephole_lstm": 4 * (D * U + U * U + U) + 3 * U + U * H + H,
+    "mlstm": 4 * (D * U + U * U + U) + D * U + U * U + U * H + H,
+}
+
+
+@pytest.mark.parametrize("name", KERAS_NAMES)
+def test_counts_and_logits_equal_keras(name):
+    reference = keras_model(name)
+    assert registry.count_params(name) == reference.count_params()
+    model = zoo_jax.get_model(name, dropout=0.0)
+    x = np.random.default_rng(0).random((2, 28, 28)).astype(np.float32)
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    rng = np.random.default_rng(1)
+    params = jax.tree.map(lambda a: rng.normal(0, 0.1, a.shape).astype(np.float32), params)
+    # Our cells are named in order of construction (forward before backward, lower layer
+    # first), as Keras's weights are ordered; the readout last.
+    ours = [params[k] for k in sorted(params, key=lambda k: (k.startswith("Dense"), k))]
+    for layer, p in zip(reference.layers, _split(ours, reference), strict=True):
+        for w, value in zip(layer.weights, p, strict=True):
+            w.assign(value)
+    np.testing.assert_allclose(model.apply({"params": params}, x), reference(x), rtol=1e-4,
+                               atol=1e-5)  # fmt: skip
+
+
+def _split(ours, reference):
+    """Our parameter dicts as lists of arrays in the order of each Keras layer's weights."""
+    flat = [[p[k] for k in ("kernel", "recurrent_kernel", "bias") if k in p] for p in ours]
+    flat[-1] = [ours[-1]["kernel"], ours[-1]["bias"]]
+    if len(reference.layers) == len(flat):
+        return flat
+    return [flat[0] + flat[1], *flat[2:]]  # a Bidirectional layer holds two cells' weights
+
+
+@pytest.mark.parametrize("name", sorted(FORMULA))
+def test_counts_of_the_cells_keras_lacks(name):
+    assert registry.count_params(name) == FORMULA[name]
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_one_jitted_update(name):
+    overrides = registry.get_card(name).test_overrides
+    model = zoo_jax.get_model(name, **overrides)
+    learner = gradient_learner(model, loss="sparse_categorical_crossentropy",
+                               optimizer=optim.make("adam"))  # fmt: skip
+    batch = {"inputs": np.random.default_rng(0).random((4, 28, 28), np.float32),
+             "labels": np.arange(4, dtype=np.int32)}  # fmt: skip
+    state = learner.init(jax.random.PRNGKey(0), batch)
+    new_state, metrics = jax.jit(learner.update)(state, batch, jax.random.PRNGKey(1))
+    assert bool(metrics["finite"]) and int(new_state.step) == 1
+    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
+    assert all(jax.tree.leaves(moved))
