@@ -472,6 +472,7 @@ class ResidualBlock(nn.Module):
     version: str = "1.5"
     groups: int = 1
     base_width: int = 64
+    bn_momentum: float = 0.99  # version "1" (Keras's BatchNorm); torchvision's is fixed
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -482,7 +483,7 @@ class ResidualBlock(nn.Module):
         def unit(features, kernel, stride=1, padding=0, groups=1, relu=True):
             if not keras:
                 return layers.ConvBN(features, kernel, stride, padding, groups, relu, eps)
-            return _KerasConvBN(features, kernel, stride, padding, relu)
+            return _KerasConvBN(features, kernel, stride, padding, relu, self.bn_momentum)
 
         shortcut = x
         if self.stride != 1 or x.shape[-1] != out_planes:
@@ -507,12 +508,16 @@ class _KerasConvBN(nn.Module):
     stride: int = 1
     padding: int = 0
     relu: bool = True
+    bn_momentum: float = 0.99
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         k, s = (self.kernel, self.kernel), (self.stride, self.stride)
         x = layers.Conv2D(self.features, k, s, layers.pads(self.padding))(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1.001e-5)(x)
+        bn = nn.BatchNorm(
+            use_running_average=not train, momentum=self.bn_momentum, epsilon=1.001e-5
+        )
+        x = bn(x)
         return nn.relu(x) if self.relu else x
 
 
@@ -535,6 +540,7 @@ class ResNet(nn.Module):
     base_width: int = 64
     small: bool = False
     width: float = 1.0
+    bn_momentum: float = 0.99  # version "1" (Keras's BatchNorm) only
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -542,7 +548,11 @@ class ResNet(nn.Module):
             raise ZooError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {self.depth}")
         kind, counts = RESNET_DEPTHS[self.depth]
         base = max(1, int(64 * self.width))
-        stem = _KerasConvBN if self.version == "1" else layers.ConvBN
+        stem = (
+            partial(_KerasConvBN, bn_momentum=self.bn_momentum)
+            if self.version == "1"
+            else layers.ConvBN
+        )
         if self.small:
             x = stem(base, 3, 1, 1)(x, train=train)
         else:
@@ -557,6 +567,7 @@ class ResNet(nn.Module):
                     self.version,
                     self.groups,
                     self.base_width,
+                    self.bn_momentum,
                 )(x, train=train)
         return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
 
@@ -570,10 +581,13 @@ class PreActBlock(nn.Module):
     planes: int
     stride: int = 1
     kind: str = "bottleneck"
+    bn_momentum: float = 0.99  # Keras's
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1.001e-5)
+        bn = lambda: nn.BatchNorm(
+            use_running_average=not train, momentum=self.bn_momentum, epsilon=1.001e-5
+        )
         out_planes = self.planes * (4 if self.kind == "bottleneck" else 1)
         preact = nn.relu(bn()(x))
         if x.shape[-1] != out_planes:
@@ -605,6 +619,7 @@ class PreActResNet(nn.Module):
     num_classes: int = 1000
     small: bool = False
     width: float = 1.0
+    bn_momentum: float = 0.99  # Keras's
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -619,8 +634,14 @@ class PreActResNet(nn.Module):
         for stage, count in enumerate(counts):
             for i in range(count):
                 last_strided = i == count - 1 and stage < len(counts) - 1
-                x = PreActBlock(base * 2**stage, 2 if last_strided else 1, kind)(x, train=train)
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1.001e-5)(x)
+                block = PreActBlock(
+                    base * 2**stage, 2 if last_strided else 1, kind, self.bn_momentum
+                )
+                x = block(x, train=train)
+        bn = nn.BatchNorm(
+            use_running_average=not train, momentum=self.bn_momentum, epsilon=1.001e-5
+        )
+        x = bn(x)
         return nn.Dense(self.num_classes)(jnp.mean(nn.relu(x), axis=(1, 2)))
 
 
@@ -639,11 +660,14 @@ class Xception(nn.Module):
     small: bool = False
     middle_blocks: int = 8
     width: float = 1.0
+    bn_momentum: float = 0.99  # Keras's
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         w = lambda c: max(1, int(c * self.width))
-        bn = lambda y: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(y)
+        bn = lambda y: nn.BatchNorm(
+            use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3
+        )(y)
         sep = lambda y, c: bn(layers.SeparableConv2D(w(c))(y))
         conv = lambda c, k, s: layers.Conv2D(w(c), (k, k), (s, s), "VALID", use_bias=False)
         x = nn.relu(bn(conv(32, 3, 1 if self.small else 2)(x)))
