@@ -182,3 +182,172 @@ class MultiHeadAttention(nn.Module):
             self.output_dim or query.shape[-1], axis=(-2, -1), name="attention_output"
         )(heads)
         return out, weights
+
+
+# --- Transformer (Vaswani et al. 2017) --------------------------------------------------------
+
+
+def sinusoidal_positions(length: int, d_model: int) -> jax.Array:
+    """§3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d))."""
+    pos = jnp.arange(length)[:, None]
+    rate = 1.0 / 10000 ** (jnp.arange(0, d_model, 2) / d_model)
+    pe = jnp.zeros((length, d_model))
+    pe = pe.at[:, 0::2].set(jnp.sin(pos * rate))
+    return pe.at[:, 1::2].set(jnp.cos(pos * rate[: d_model // 2]))
+
+
+def padding_mask(lengths_or_ids: jax.Array, pad_id: int = 0) -> jax.Array:
+    """(batch, T) True on real tokens, from token ids (PAD = `pad_id`)."""
+    return lengths_or_ids != pad_id
+
+
+class FeedForward(nn.Module):
+    """§3.3: max(0, x W1 + b1) W2 + b2."""
+
+    d_ff: int
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        h = nn.relu(nn.Dense(self.d_ff, name="linear1")(x))
+        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        return nn.Dense(x.shape[-1], name="linear2")(h)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention and feed-forward sublayers, each LayerNorm(x + Dropout(sublayer(x)))
+    (post-norm, §3.1; `torch.nn.TransformerEncoderLayer`'s default). `mask` (batch, T)."""
+
+    num_heads: int
+    d_ff: int
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, mask=None, *, train: bool = False):
+        drop = lambda y: nn.Dropout(self.dropout, deterministic=not train)(y)
+        heads = MultiHeadAttention(self.num_heads, x.shape[-1] // self.num_heads, name="self_attn")
+        a, _ = heads(x, x, mask=mask)
+        x = nn.LayerNorm(epsilon=1e-5, name="norm1")(x + drop(a))
+        f = FeedForward(self.d_ff, self.dropout, name="ff")(x, train=train)
+        return nn.LayerNorm(epsilon=1e-5, name="norm2")(x + drop(f))
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention (causal and padding), attention over the encoder's output
+    ("memory", with its padding mask), feed-forward; post-norm as `EncoderLayer`. Returns
+    (output, cross-attention weights (batch, heads, T_target, T_source))."""
+
+    num_heads: int
+    d_ff: int
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, memory=None, self_mask=None, memory_mask=None, *, train: bool = False):
+        drop = lambda y: nn.Dropout(self.dropout, deterministic=not train)(y)
+        key_dim = x.shape[-1] // self.num_heads
+        a, _ = MultiHeadAttention(self.num_heads, key_dim, name="self_attn")(x, x, mask=self_mask)
+        x = nn.LayerNorm(epsilon=1e-5, name="norm1")(x + drop(a))
+        weights = None
+        if memory is not None:  # the decoder-only configuration has no encoder
+            cross = MultiHeadAttention(self.num_heads, key_dim, name="cross_attn")
+            c, weights = cross(x, memory, mask=memory_mask)
+            x = nn.LayerNorm(epsilon=1e-5, name="norm2")(x + drop(c))
+        f = FeedForward(self.d_ff, self.dropout, name="ff")(x, train=train)
+        return nn.LayerNorm(epsilon=1e-5, name="norm3")(x + drop(f)), weights
+
+
+def _target_mask(target_ids, pad_id: int = 0):
+    """(batch, T, T): causal and not padding (a query row of padding sees itself only)."""
+    length = target_ids.shape[1]
+    keys = padding_mask(target_ids, pad_id)[:, None, :]
+    return causal_mask(length) & (keys | jnp.eye(length, dtype=bool)[None])
+
+
+class Transformer(nn.Module):
+    """Vaswani et al. 2017: token embeddings × √d_model plus sinusoidal positions, dropout,
+    `num_layers` encoder and decoder layers, a readout to the target vocabulary.
+
+    `kind`: "encoder_decoder" (translation: `model(source_ids, target_input_ids)` → logits
+    per target position; `encode` / `decode` separately for step-by-step decoding),
+    "encoder" (classification: the mean over the unpadded positions → `num_classes`
+    logits; with `source_features` > 0 the inputs are `(batch, T, source_features)`
+    vectors, e.g. image rows, embedded by a dense layer) or "decoder" (a language model:
+    `model(ids)` → next-token logits, causal). Token id `pad_id` is padding, masked out of
+    every attention. The paper's base model: d_model 512, 8 heads, 6 + 6 layers, d_ff 2048,
+    dropout 0.1; its label smoothing (ε = 0.1) belongs to the loss.
+    """
+
+    kind: str = "encoder_decoder"
+    source_vocab: int = 0
+    target_vocab: int = 0
+    source_features: int = 0  # "encoder" with vector inputs
+    num_classes: int = 10  # "encoder" only
+    d_model: int = 512
+    num_heads: int = 8
+    num_layers: int = 6
+    d_ff: int = 2048
+    dropout: float = 0.1
+    max_len: int = 512
+    pad_id: int = 0
+
+    def setup(self):
+        if self.kind not in ("encoder_decoder", "encoder", "decoder"):
+            raise ZooError(f"Transformer kind must be encoder_decoder, encoder or decoder, "
+                           f"got {self.kind!r}")  # fmt: skip
+        layers = lambda cls, n: [
+            cls(self.num_heads, self.d_ff, self.dropout, name=f"{n}_{i}")
+            for i in range(self.num_layers)
+        ]
+        if self.kind != "decoder":
+            self.source_embed = (
+                nn.Dense(self.d_model) if self.source_features
+                else nn.Embed(self.source_vocab, self.d_model)
+            )  # fmt: skip
+            self.encoder = layers(EncoderLayer, "encoder")
+        if self.kind != "encoder":
+            self.target_embed = nn.Embed(self.target_vocab, self.d_model)
+            self.decoder = layers(DecoderLayer, "decoder")
+            self.readout = nn.Dense(self.target_vocab)
+        else:
+            self.readout = nn.Dense(self.num_classes)
+        self.drop = nn.Dropout(self.dropout)
+
+    def _positions(self, x, *, train: bool):
+        if x.shape[1] > self.max_len:
+            raise ZooError(f"sequence of {x.shape[1]} positions; max_len is {self.max_len}")
+        x = x + sinusoidal_positions(self.max_len, self.d_model)[: x.shape[1]]
+        return self.drop(x, deterministic=not train)
+
+    def encode(self, source, *, train: bool = False):
+        """The encoder's output ("memory") and its padding mask (None for vector inputs)."""
+        if self.source_features:
+            mask, x = None, self.source_embed(source)
+        else:
+            mask = padding_mask(source, self.pad_id)
+            x = self.source_embed(source) * jnp.sqrt(self.d_model)
+        x = self._positions(x, train=train)
+        for layer in self.encoder:
+            x = layer(x, mask, train=train)
+        return x, mask
+
+    def decode(self, target_in, memory=None, memory_mask=None, *, train: bool = False):
+        """Logits for each target position and the last layer's cross-attention weights."""
+        x = self._positions(self.target_embed(target_in) * jnp.sqrt(self.d_model), train=train)
+        self_mask = _target_mask(target_in, self.pad_id)
+        weights = None
+        for layer in self.decoder:
+            x, weights = layer(x, memory, self_mask, memory_mask, train=train)
+        return self.readout(x), weights
+
+    def __call__(self, source, target_in=None, *, train: bool = False):
+        if self.kind == "encoder_decoder":
+            if target_in is None:
+                raise ZooError("the encoder-decoder Transformer takes (source, target_input)")
+            memory, mask = self.encode(source, train=train)
+            return self.decode(target_in, memory, mask, train=train)[0]
+        if self.kind == "encoder":
+            x, mask = self.encode(source, train=train)
+            keep = jnp.ones(x.shape[:2]) if mask is None else mask.astype(x.dtype)
+            pooled = jnp.sum(x * keep[..., None], 1) / jnp.maximum(keep.sum(1, keepdims=True), 1)
+            return self.readout(pooled)
+        return self.decode(source, train=train)[0]
