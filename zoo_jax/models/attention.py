@@ -16,6 +16,8 @@ parameter layout.
 
 from __future__ import annotations
 
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -351,3 +353,189 @@ class Transformer(nn.Module):
             pooled = jnp.sum(x * keep[..., None], 1) / jnp.maximum(keep.sum(1, keepdims=True), 1)
             return self.readout(pooled)
         return self.decode(source, train=train)[0]
+
+
+# --- Encoder–decoder with attention (Luong et al. 2015; seed 002's NMT) ----------------------
+
+ATTENTIONS = ("none", "dot", "general", "concat", "local_m", "local_p", "hard")
+
+
+class _DecoderStep(nn.Module):
+    """One step of Luong's attentional decoder: embed the previous token (with the previous
+    attentional state h̃ appended: input feeding, §3.3), stacked LSTM cells, attention over
+    the encoder's outputs, h̃_t = tanh(W_c [c_t; h_t]), logits = W_s h̃_t."""
+
+    vocab: int
+    embed_dim: int
+    units: int
+    num_layers: int
+    attention: str
+
+    @nn.compact
+    def __call__(self, carry, token, memory, memory_mask, rng=None):
+        from zoo_jax.models.cells import LSTMCell
+
+        states, feed = carry
+        x = jnp.concatenate([nn.Embed(self.vocab, self.embed_dim, name="embed")(token), feed], -1)
+        new_states = []
+        for i, state in enumerate(states):
+            state, x = LSTMCell(self.units, name=f"lstm_{i}")(state, x)
+            new_states.append(state)
+        query = x[:, None, :]
+        if self.attention == "none":
+            context, weights = jnp.zeros_like(x), jnp.zeros(memory.shape[:2])
+        else:
+            if self.attention in ("dot", "general", "concat"):
+                layer = LuongAttention(self.attention, name="attention")
+                context, weights = layer(query, memory, mask=memory_mask)
+            elif self.attention in ("local_m", "local_p"):
+                mode = "monotonic" if self.attention == "local_m" else "predictive"
+                layer = LocalAttention(mode=mode, name="attention")
+                context, weights = layer(query, memory, mask=memory_mask)
+            else:  # hard: Luong's general score, one position read (straight-through)
+                keys = nn.Dense(self.units, use_bias=False, name="attention")(memory)
+                context, weights = hard_attention(
+                    dot_scores(query, keys), memory, memory_mask, rng=rng
+                )
+            context, weights = context[:, 0], weights[:, 0]
+        h_tilde = nn.tanh(
+            nn.Dense(self.units, use_bias=False, name="combine")(jnp.concatenate([context, x], -1))
+        )
+        logits = nn.Dense(self.vocab, name="readout")(h_tilde)
+        return (tuple(new_states), h_tilde), (logits, weights)
+
+
+def _teacher_forced(step, carry, tokens, memory, mask, rngs):
+    return step(carry, tokens, memory, mask, rngs)
+
+
+def _greedy(step, carry, _, memory, mask):
+    carry, token = carry
+    carry, (logits, weights) = step(carry, token, memory, mask)
+    token = jnp.argmax(logits, -1).astype(jnp.int32)
+    return (carry, token), (token, weights)
+
+
+class Seq2Seq(nn.Module):
+    """The stacked-LSTM encoder–decoder of seed `002_…` (Sutskever et al. 2014) with Luong
+    et al.'s attention (arXiv:1508.04025): `attention` is "none" (the encoder's final states
+    only), global "dot" / "general" / "concat", local "local_m" / "local_p", or "hard".
+
+    `model(source, target_in)`: teacher forcing — logits for every target position given
+    the true previous tokens (`target_in` = BOS + target[:-1]). `greedy` / `beam_search`
+    (with `method=`) decode from BOS; both are `lax.scan`s of fixed length, so they jit.
+    The encoder reads `source` ids (PAD = 0, masked) with `num_layers` LSTMs; the decoder's
+    layers start from the encoder's final states.
+    """
+
+    source_vocab: int
+    target_vocab: int
+    embed_dim: int = 64
+    units: int = 128
+    num_layers: int = 2
+    attention: str = "general"
+    bos_id: int = 1
+    eos_id: int = 2
+
+    def setup(self):
+        from zoo_jax.models.cells import LSTMCell
+        from zoo_jax.models.recurrent import Recurrent
+
+        if self.attention not in ATTENTIONS:
+            raise ZooError(f"attention must be one of {', '.join(ATTENTIONS)}, "
+                           f"got {self.attention!r}")  # fmt: skip
+        self.source_embed = nn.Embed(self.source_vocab, self.embed_dim)
+        self.encoder = [
+            Recurrent(LSTMCell(self.units), return_sequences=True, return_state=True)
+            for _ in range(self.num_layers)
+        ]
+        self.step = _DecoderStep(
+            self.target_vocab, self.embed_dim, self.units, self.num_layers, self.attention
+        )
+
+    def encode(self, source):
+        """Encoder outputs (batch, S, units), source mask, the decoder's initial carry."""
+        mask = source != 0
+        x, states = self.source_embed(source), []
+        for layer in self.encoder:
+            x, state = layer(x, mask=mask)
+            states.append(state)
+        feed = jnp.zeros((source.shape[0], self.units))
+        return x, mask, (tuple(states), feed)
+
+    def _scan(self, fn, carry, xs, memory, mask, length=None, extra=()):
+        scan = nn.scan(
+            fn,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=(1, nn.broadcast, nn.broadcast, *[nn.broadcast] * len(extra)),
+            out_axes=1,
+            length=length,
+        )
+        return scan(self.step, carry, xs, memory, mask, *extra)
+
+    def __call__(self, source, target_in, *, train: bool = False):
+        memory, mask, carry = self.encode(source)
+        rng = self.make_rng("dropout") if (train and self.attention == "hard") else None
+        _, (logits, _) = self._scan(_teacher_forced, carry, target_in, memory, mask, extra=(rng,))
+        return logits
+
+    def greedy(self, source, max_len: int):
+        """Token ids (batch, max_len) and attention weights (batch, max_len, S), argmax
+        decoding (after EOS the output is whatever follows; cut at the first EOS)."""
+        memory, mask, carry = self.encode(source)
+        bos = jnp.full((source.shape[0],), self.bos_id, jnp.int32)
+        _, (tokens, weights) = self._scan(_greedy, (carry, bos), None, memory, mask, length=max_len)
+        return tokens, weights
+
+    def beam_search(self, source, max_len: int, beam: int = 4, length_norm: bool = True):
+        """The best of `beam` hypotheses per source (log-probability, divided by the length
+        up to EOS when `length_norm`): token ids (batch, max_len), PAD after EOS."""
+        memory, mask, carry = self.encode(source)
+        batch = source.shape[0]
+        tile = lambda a: jnp.repeat(a, beam, axis=0)  # (batch·beam, …), beams adjacent
+        memory, mask, carry = tile(memory), tile(mask), jax.tree.map(tile, carry)
+        scores = jnp.tile(jnp.array([0.0] + [NEG_INF] * (beam - 1)), (batch, 1))
+        token = jnp.full((batch * beam,), self.bos_id, jnp.int32)
+        done = jnp.zeros((batch, beam), bool)
+        lengths = jnp.zeros((batch, beam))
+        state = (carry, token, scores, done, lengths)
+        state, (tokens, parents) = self._scan(
+            partial(_beam_step, beam=beam, eos=self.eos_id),
+            state, None, memory, mask, length=max_len,
+        )  # fmt: skip
+        _, _, scores, _, lengths = state
+        final = scores / jnp.maximum(lengths, 1) if length_norm else scores
+        best = jnp.argmax(final, axis=-1)
+
+        def back(b, step):  # follow the parents from the last step to the first
+            tok, par = step
+            return jnp.take_along_axis(par, b[:, None], 1)[:, 0], jnp.take_along_axis(
+                tok, b[:, None], 1
+            )[:, 0]
+
+        _, path = jax.lax.scan(back, best, (tokens.swapaxes(0, 1), parents.swapaxes(0, 1)),
+                               reverse=True)  # fmt: skip
+        path = path.swapaxes(0, 1)  # (batch, max_len)
+        after_eos = jnp.cumsum(path == self.eos_id, axis=1) - (path == self.eos_id) > 0
+        return jnp.where(after_eos, 0, path)
+
+
+def _beam_step(step, state, _, memory, mask, *, beam: int, eos: int):
+    carry, token, scores, done, lengths = state
+    carry, (logits, _) = step(carry, token, memory, mask)
+    batch = scores.shape[0]
+    logp = jax.nn.log_softmax(logits).reshape(batch, beam, -1)
+    vocab = logp.shape[-1]
+    # a finished hypothesis only extends with EOS, at no cost, so it keeps its score
+    finished_row = jnp.full((vocab,), NEG_INF).at[eos].set(0.0)
+    logp = jnp.where(done[..., None], finished_row, logp)
+    candidates = (scores[..., None] + logp).reshape(batch, beam * vocab)
+    scores, index = jax.lax.top_k(candidates, beam)
+    parent, token = index // vocab, (index % vocab).astype(jnp.int32)
+    pick = lambda a: jnp.take_along_axis(a, parent, axis=1)
+    lengths = pick(lengths) + ~pick(done)
+    done = pick(done) | (token == eos)
+    flat_parent = (parent + jnp.arange(batch)[:, None] * beam).reshape(-1)
+    carry = jax.tree.map(lambda a: a[flat_parent], carry)
+    return (carry, token.reshape(-1), scores, done, lengths), (token, parent)
