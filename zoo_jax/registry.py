@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from zoo_jax.errors import UnknownNameError, ZooError
-from zoo_jax.models import convolutional, feedforward, recurrent
+from zoo_jax.models import attention, convolutional, feedforward, recurrent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +244,24 @@ _RECURRENT_ZOO = [
     _recurrent("bilstm", "lstm", "lstm", "Schuster & Paliwal 1997; Graves & Schmidhuber 2005",
                "bidirectional LSTM(128 + 128), outputs concatenated", model={"units": 128,
                "bidirectional": True}),
+    ZooCard(
+        name="attention_rnn", family="attention", chart_node="attention_rnn",
+        reference="Luong et al. 2015, arXiv:1508.04025; the attention RNN of seed 000",
+        build=recurrent.AttentionRNNClassifier, input_shape=(28, 28),
+        input_layout="N,T,F (28 rows of 28 pixels)",
+        description="SimpleRNN(128) outputs, read by dot attention from the last state, dense 10",
+        test_overrides={"units": 8},
+    ),
+    ZooCard(
+        name="transformer_encoder", family="attention", chart_node="transformer",
+        reference="Vaswani et al. 2017, arXiv:1706.03762 (encoder only)",
+        build=partial(attention.Transformer, kind="encoder", source_features=28, d_model=64,
+                      num_heads=4, num_layers=2, d_ff=128, max_len=28),
+        input_shape=(28, 28), input_layout="N,T,F (28 rows of 28 pixels)",
+        description="rows embedded (dense 64) + sinusoidal positions, 2 post-norm encoder "
+                    "layers (4 heads, d_ff 128), mean pooling, dense 10",
+        test_overrides={"d_model": 8, "num_heads": 2, "d_ff": 16},
+    ),
 ]  # fmt: skip
 
 MODELS: dict[str, ZooCard] = {

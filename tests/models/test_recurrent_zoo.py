@@ -12,7 +12,9 @@ import zoo_jax
 from zoo_jax import optim, registry
 from zoo_jax.learners import gradient_learner
 
-RECURRENT = [n for n in zoo_jax.list_models() if registry.get_card(n).family == "recurrent"]
+RECURRENT = [
+    n for n in zoo_jax.list_models() if registry.get_card(n).family in ("recurrent", "attention")
+]
 
 
 def keras_model(name):
@@ -85,3 +87,38 @@ def test_one_jitted_update(name):
     assert bool(metrics["finite"]) and int(new_state.step) == 1
     moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
     assert all(jax.tree.leaves(moved))
+
+
+def test_attention_rnn_equals_keras_functional_model():
+    """Seed 000's attention RNN in Keras: SimpleRNN(128) sequences, `Attention` queried by
+    the last state, [context; last state], Dense 10."""
+    inputs = keras.Input((28, 28))
+    states = keras.layers.SimpleRNN(128, return_sequences=True)(inputs)
+    last = keras.layers.Lambda(lambda s: s[:, -1:])(states)
+    context = keras.layers.Attention()([last, states])
+    features = keras.layers.Flatten()(keras.layers.Concatenate()([context, last]))
+    reference = keras.Model(inputs, keras.layers.Dense(10)(features))
+    assert registry.count_params("attention_rnn") == reference.count_params() == 22_666
+    model = zoo_jax.get_model("attention_rnn")
+    x = np.random.default_rng(0).random((2, 28, 28)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    params = jax.tree.map(lambda a: rng.normal(0, 0.1, a.shape).astype(np.float32),
+                          model.init(jax.random.PRNGKey(0), x)["params"])  # fmt: skip
+    cell, dense = params["ElmanCell_0"], params["Dense_0"]
+    rnn_layer, dense_layer = reference.layers[1], reference.layers[-1]
+    for w, v in zip(rnn_layer.weights, (cell["kernel"], cell["recurrent_kernel"], cell["bias"]),
+                    strict=True):  # fmt: skip
+        w.assign(v)
+    for w, v in zip(dense_layer.weights, (dense["kernel"], dense["bias"]), strict=True):
+        w.assign(v)
+    np.testing.assert_allclose(model.apply({"params": params}, x), reference(x), rtol=1e-4,
+                               atol=1e-5)  # fmt: skip
+
+
+def test_transformer_encoder_count_equals_torch_layers():
+    import torch
+
+    layer = torch.nn.TransformerEncoderLayer(64, 4, 128)
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    expected = count(torch.nn.Linear(28, 64)) + 2 * count(layer) + count(torch.nn.Linear(64, 10))
+    assert registry.count_params("transformer_encoder") == expected == 69_450
