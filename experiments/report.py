@@ -145,12 +145,16 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
 
 
 def _zoo_bench_table(rows: list[dict]) -> list[str]:
+    from zoo_jax import registry
+
     out = [
         "The compiled train step of each model's training configuration (full width; the",
         "conv zoo's small-image one) on a random batch (`python -m experiments.zoo_bench`, one",
         "`zoo-jax bench` per model). FLOPs: XLA's count for the compiled forward pass and the",
         "whole train step (a multiply-add is 2 FLOPs); GFLOP/s = train FLOPs / step time. One",
         "sweep; other jobs shared the 2 cores at times, so compare rows, not absolute times.",
+        "† recurrent and attention-RNN models: XLA counts the body of the `lax.scan` over",
+        "time once, so their FLOPs are one time step's (of 28), not the sequence's.",
         "",
         "| model | params | input | batch | forward MFLOP/img | train MFLOP/img | ms/step | "
         "img/s | GFLOP/s | compile s | device |",
@@ -160,8 +164,12 @@ def _zoo_bench_table(rows: list[dict]) -> list[str]:
         m, cfg = r["metrics"], r["config"]
         mflop = lambda x: "" if x is None else f"{x / 1e6:,.1f}"
         gflops = "" if m["train_tflops_per_s"] is None else f"{1e3 * m['train_tflops_per_s']:.1f}"
+        looped = (
+            registry.get_card(r["model"]).family == "recurrent" or r["model"] == "attention_rnn"
+        )
         out.append(
-            f"| {r['model']} | {cfg['params']:,} | {r['dataset'].split(', ')[-1]} | "
+            f"| {r['model']}{' †' if looped else ''} | {cfg['params']:,} | "
+            f"{r['dataset'].split(', ')[-1]} | "
             f"{cfg['batch_size']} | {mflop(m['forward_flops_per_image'])} | "
             f"{mflop(m['train_flops_per_image'])} | {m['step_ms']:,.1f} | "
             f"{m['images_per_s']:,.1f} | {gflops} | {m['compile_s']:.1f} | {r['device']} |"

@@ -273,7 +273,8 @@ def bench(
 
 def _flops(step, *args) -> float | None:
     """FLOPs of one call of a jitted step, from XLA's cost analysis (None where the backend
-    gives none)."""
+    gives none). XLA counts the body of a loop once: for a recurrent model (a `lax.scan`
+    over time) that is one time step's work, not the sequence's."""
     cost = step.lower(*args).cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost  # older jax: one dict per program
     return (cost or {}).get("flops") or None
