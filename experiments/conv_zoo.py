@@ -94,7 +94,7 @@ def run_row(
     spec, input_shape, _ = registry.training_spec(model, overrides)
     notes = f"input {'x'.join(map(str, input_shape))}, width x{spec.get('width', 1):g}"
     if epochs and not quick:
-        notes += f"; {epochs} epochs instead of the card's {registry.get_card(model).epochs}"
+        notes += f"; {epochs} epoch{'s' * (epochs != 1)} instead of the card's {card.epochs}"
     if train_limit and not quick:
         notes += f"; the first {train_limit:,} training images only"
     if short:

@@ -138,6 +138,17 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
             f"{accs[0]} | {accs[1]} | {bench} | {'; '.join(verdicts) or 'met'} | "
             f"{wall:.0f} | {any_row['device']} |"
         )
+    reduced = [r for r in rows if r["config"].get("train_limit") or r["device"].startswith("cpu")]
+    if reduced:
+        out += [
+            "",
+            "Rows on the CPU: this project's 2-core machine, where a run must stay within about",
+            "15 minutes (issue #4), so the width is reduced and the run short; their accuracy",
+            "says what that budget buys, not what the architecture reaches (the full-width",
+            "runs need a GPU, which this session was not lent). Their notes:",
+            "",
+            *[f"- `{r['row']}`: {r['notes']}" for r in sorted(reduced, key=lambda r: r["row"])],
+        ]
     missing = [m for m in conv_zoo.MODELS if not any(k[0] == m for k in cells)]
     if missing:
         out += ["", f"Not run yet: {', '.join(f'`{m}`' for m in missing)}."]
