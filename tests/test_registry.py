@@ -25,7 +25,8 @@ def test_every_card_names_a_design_chart_node():
     nodes = {  # DESIGN §9, the families built so far
         "perceptron", "feed_forward", "deep_feed_forward", "rbf_network",
         "extreme_learning_machine", "rnn", "jordan_network", "lstm", "peephole_lstm", "gru",
-        "multiplicative_lstm", "stacked_lstm", "deep_convolutional_network",
+        "multiplicative_lstm", "stacked_lstm", "attention_rnn", "seq2seq_attention",
+        "transformer", "deep_convolutional_network",
         "deconvolutional_network", "lenet5", "alexnet", "zfnet", "vgg", "googlenet",
         "deep_residual_network", "resnext", "xception",
     }  # fmt: skip
