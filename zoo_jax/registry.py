@@ -247,7 +247,7 @@ _RECURRENT_ZOO = [
     ZooCard(
         name="attention_rnn", family="attention", chart_node="attention_rnn",
         reference="Luong et al. 2015, arXiv:1508.04025; the attention RNN of seed 000",
-        build=recurrent.AttentionRNNClassifier, input_shape=(28, 28),
+        build=attention.AttentionRNNClassifier, input_shape=(28, 28),
         input_layout="N,T,F (28 rows of 28 pixels)",
         description="SimpleRNN(128) outputs, read by dot attention from the last state, dense 10",
         test_overrides={"units": 8},

@@ -1,5 +1,7 @@
 """Attention: additive (Bahdanau), multiplicative (Luong dot / general / concat), Luong's local
-attention (monotonic and predictive), hard attention, scaled dot-product and multi-head.
+attention (monotonic and predictive), hard attention, scaled dot-product and multi-head; and
+the models built on them: seed 000's attention-RNN classifier, the Transformer (encoder-
+decoder, encoder-only, decoder-only) and the attentional stacked-LSTM encoder–decoder.
 
 Shapes: queries `(batch, Tq, dq)`, keys / values `(batch, Tk, dk)`; a key `mask` `(batch,
 Tk)` is True where a key may be attended to (padding False); a `(batch, Tq, Tk)` mask also
@@ -23,6 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from zoo_jax.errors import ZooError
+from zoo_jax.models.cells import CELLS, LSTMCell
+from zoo_jax.models.recurrent import Recurrent
 
 NEG_INF = -1e9  # what masked scores become (finite, so a fully masked row stays NaN-free)
 
@@ -184,6 +188,32 @@ class MultiHeadAttention(nn.Module):
             self.output_dim or query.shape[-1], axis=(-2, -1), name="attention_output"
         )(heads)
         return out, weights
+
+
+class AttentionRNNClassifier(nn.Module):
+    """The attention-RNN classifier of seed `000_…` ("RNN with Attention": a SimpleRNN whose
+    outputs a Keras `Attention` layer reads, then a dense softmax): the recurrent layer
+    returns every step, the last hidden state queries all of them with Luong's `score`
+    (dot: Keras `Attention`), and the readout sees [context; last state]. Instead of
+    answering from the last state alone, the classifier can look back at any step.
+
+    Input: `(batch, time, features)`. Output: `(batch, num_classes)` logits.
+    """
+
+    units: int = 128
+    num_classes: int = 10
+    cell: str = "elman"
+    score: str = "dot"
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        x = nn.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
+        states = Recurrent(CELLS[self.cell](self.units), return_sequences=True)(x)
+        query = states[:, -1:]
+        context, _ = LuongAttention(self.score)(query, states)
+        features = jnp.concatenate([context[:, 0], query[:, 0]], axis=-1)
+        return nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())(features)
 
 
 # --- Transformer (Vaswani et al. 2017) --------------------------------------------------------
@@ -373,8 +403,6 @@ class _DecoderStep(nn.Module):
 
     @nn.compact
     def __call__(self, carry, token, memory, memory_mask, rng=None):
-        from zoo_jax.models.cells import LSTMCell
-
         states, feed = carry
         x = jnp.concatenate([nn.Embed(self.vocab, self.embed_dim, name="embed")(token), feed], -1)
         new_states = []
@@ -438,9 +466,6 @@ class Seq2Seq(nn.Module):
     eos_id: int = 2
 
     def setup(self):
-        from zoo_jax.models.cells import LSTMCell
-        from zoo_jax.models.recurrent import Recurrent
-
         if self.attention not in ATTENTIONS:
             raise ZooError(f"attention must be one of {', '.join(ATTENTIONS)}, "
                            f"got {self.attention!r}")  # fmt: skip

@@ -151,31 +151,3 @@ class RecurrentClassifier(nn.Module):
 
 # Seed `003_…`: SimpleRNN(256) over the 28 rows of an MNIST image (75,530 parameters).
 SeedRNN = partial(RecurrentClassifier, units=256, cell="elman", dropout=0.2)
-
-
-class AttentionRNNClassifier(nn.Module):
-    """The attention-RNN classifier of seed `000_…` ("RNN with Attention": a SimpleRNN whose
-    outputs a Keras `Attention` layer reads, then a dense softmax): the recurrent layer
-    returns every step, the last hidden state queries all of them with Luong's `score`
-    (dot: Keras `Attention`), and the readout sees [context; last state]. Instead of
-    answering from the last state alone, the classifier can look back at any step.
-
-    Input: `(batch, time, features)`. Output: `(batch, num_classes)` logits.
-    """
-
-    units: int = 128
-    num_classes: int = 10
-    cell: str = "elman"
-    score: str = "dot"
-    dropout: float = 0.0
-
-    @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        from zoo_jax.models.attention import LuongAttention
-
-        x = nn.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
-        states = Recurrent(cells.CELLS[self.cell](self.units), return_sequences=True)(x)
-        query = states[:, -1:]
-        context, _ = LuongAttention(self.score)(query, states)
-        features = jnp.concatenate([context[:, 0], query[:, 0]], axis=-1)
-        return nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())(features)
