@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo_jax import activations, losses, optim, registry
+from zoo_jax.data import datasets
 from zoo_jax.errors import ZooError
 from zoo_jax.train.loop import RunConfig, build_learner, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
@@ -126,11 +127,13 @@ def cmd_info(args) -> None:
         f"{'params':>14}: {count:,} ({card.param_convention}, at input_shape; the table's "
         "total also counts non-trainable state such as BatchNorm statistics)"
     )
-    x = jnp.zeros((1, *card.input_shape), jnp.float32)
+    x = jnp.zeros((1, *card.input_shape), jnp.int32 if card.input_kind == "tokens" else jnp.float32)
+    extra = (jnp.ones((1, 1), jnp.int32),) if card.learner == "translation" else ()
     print(
         model.tabulate(
             jax.random.PRNGKey(0),
             x,
+            *extra,
             compute_flops=True,
             console_kwargs={"width": 120, "force_terminal": sys.stdout.isatty()},
         )
@@ -228,10 +231,15 @@ def bench(
         raise ZooError("--steps must be >= 3")
     _, input_shape, num_classes = registry.training_spec(model, cfg.model_overrides)
     rng = np.random.default_rng(0)
-    batch = {  # the configuration training uses (the small-image one where a card has it)
-        "inputs": rng.random((batch_size, *input_shape), dtype=np.float32),
-        "labels": rng.integers(0, num_classes, batch_size).astype(np.int32),
-    }
+    tokens = datasets.is_tokens(cfg.dataset)
+    if tokens:  # token datasets are made offline: time the real first batch
+        x, y = datasets.load(cfg.dataset, "train", input_shape)
+        batch = {"inputs": x[:batch_size], "labels": y[:batch_size]}
+    else:  # the configuration training uses (the small-image one where a card has it)
+        batch = {
+            "inputs": rng.random((batch_size, *input_shape), dtype=np.float32),
+            "labels": rng.integers(0, num_classes, batch_size).astype(np.int32),
+        }
     learner = build_learner(cfg)
     compiled = compile_steps(learner, "none", 1)
     state = learner.init(jax.random.PRNGKey(0), batch)
@@ -260,7 +268,9 @@ def bench(
         "params": num_params,
         "steps": steps,
         "step_ms": round(step_s * 1e3, 3),
-        "images_per_s": round(batch_size / step_s, 1),
+        "images_per_s": round(batch_size / step_s, 1),  # examples (sequences) per second
+        # target tokens per second: a language model's or translation's throughput
+        "tokens_per_s": round(batch["labels"].size / step_s, 1) if tokens else None,
         "compile_s": round(compile_s, 3),
         "forward_flops_per_image": _per_image(forward_flops, batch_size),
         "train_flops_per_image": _per_image(train_flops, batch_size),

@@ -120,47 +120,112 @@ class GradientLearner:
         variables = init(params_rng, sample_batch["inputs"])  # op-by-op dispatch
         return _new_state(self.optimizer, variables, run_rng)
 
-    def _apply(self, params, model_state, inputs, *, train: bool, rng=None):
+    def _apply(self, params, model_state, inputs, *, train: bool, rng=None, extra=()):
         variables = {"params": params, **model_state}
         rngs = {"dropout": rng} if rng is not None else None
         if train and model_state:
             return self.model.apply(
-                variables, inputs, train=True, rngs=rngs, mutable=list(model_state)
+                variables, inputs, *extra, train=True, rngs=rngs, mutable=list(model_state)
             )
-        return self.model.apply(variables, inputs, train=train, rngs=rngs), model_state
+        return self.model.apply(variables, inputs, *extra, train=train, rngs=rngs), model_state
+
+    def _forward(self, params, model_state, batch, *, train: bool, rng=None):
+        """`(logits, targets, model_state)`: what the loss compares, per example."""
+        logits, model_state = self._apply(
+            params, model_state, batch["inputs"], train=train, rng=rng
+        )
+        return logits, batch["labels"], model_state
+
+    def _target_weights(self, targets) -> jax.Array | None:
+        """Per-target weights of the training loss; None: all count alike."""
+        return None
 
     def update(self, state, batch, rng, *, axis_name=None):
         if axis_name is not None:  # a different dropout mask on every device
             rng = jax.random.fold_in(rng, lax.axis_index(axis_name))
 
         def objective(params):
-            logits, model_state = self._apply(
-                params, state.model_state, batch["inputs"], train=True, rng=rng
+            logits, targets, model_state = self._forward(
+                params, state.model_state, batch, train=True, rng=rng
             )
             aux = ()
             if isinstance(logits, tuple):  # auxiliary classifiers (GoogLeNet), training only
                 logits, *aux = logits
-            data_loss = jnp.mean(self.loss(batch["labels"], logits))
-            aux_loss = sum(jnp.mean(self.loss(batch["labels"], a)) for a in aux)
+            w = self._target_weights(targets)
+            average = lambda v: jnp.mean(v) if w is None else jnp.sum(v * w) / jnp.sum(w)
+            data_loss = average(self.loss(targets, logits))
+            aux_loss = sum(average(self.loss(targets, a)) for a in aux)
             total = data_loss + AUX_WEIGHT * aux_loss
             total = total + regularization_penalty(params, self.l1, self.l2)
-            return total, (data_loss, logits, model_state)
+            hits = jnp.argmax(logits, -1) == targets
+            return total, (data_loss, average(hits), model_state)
 
-        grads, (data_loss, logits, model_state) = jax.grad(objective, has_aux=True)(state.params)
+        grads, (data_loss, accuracy, model_state) = jax.grad(objective, has_aux=True)(state.params)
         new_state, metrics = _apply_gradients(
             self.optimizer, state, grads, data_loss, model_state, axis_name
         )
-        accuracy = _mean(jnp.mean(jnp.argmax(logits, -1) == batch["labels"]), axis_name)
+        accuracy = _mean(accuracy, axis_name)
         return new_state, metrics | {"accuracy": accuracy}
 
     def evaluate(self, state, batch, *, axis_name=None):
-        logits, _ = self._apply(state.params, state.model_state, batch["inputs"], train=False)
-        weight = batch["weight"]
-        losses = self.loss(batch["labels"], logits)
-        correct = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
+        """Sums over the batch; a model with a label per position (a language model) is
+        scored per token: `count` is then the number of tokens, `correct` the right ones."""
+        logits, targets, _ = self._forward(state.params, state.model_state, batch, train=False)
+        losses = self.loss(targets, logits)
+        weight = jnp.broadcast_to(
+            batch["weight"].reshape(-1, *[1] * (losses.ndim - 1)), losses.shape
+        )
+        correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
         return {
             "loss_sum": _sum(jnp.sum(weight * losses), axis_name),
             "correct": _sum(jnp.sum(weight * correct), axis_name),
+            "count": _sum(jnp.sum(weight), axis_name),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationLearner(GradientLearner):
+    """Sequence to sequence with teacher forcing (Williams & Zipser 1989; Sutskever et al.
+    2014): labels are BOS + target + EOS (PAD-padded); the model reads the source and the
+    labels without their last token and is scored on the labels without their first, per
+    token (PAD positions weigh 0 in training and evaluation). Works for every model with `model(source, target_in)`
+    and a `greedy(source, max_len)` method (`attention.Seq2Seq`, `attention.Transformer`).
+
+    Training reports token accuracy. Evaluation decodes greedily (no teacher forcing) and
+    `correct` counts *exact sequences*: every token up to and including EOS right; its
+    `loss_sum` is the teacher-forced mean token loss of each sequence.
+    """
+
+    pad_id: int = 0
+
+    def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
+        params_rng, run_rng = jax.random.split(rng)
+        source = sample_batch["inputs"]
+        target_in = jnp.ones((len(source), 1), jnp.int32)  # params do not depend on length
+        init = jax.jit(functools.partial(self.model.init, train=False))
+        return _new_state(self.optimizer, init(params_rng, source, target_in), run_rng)
+
+    def _forward(self, params, model_state, batch, *, train: bool, rng=None):
+        labels = batch["labels"]
+        logits, model_state = self._apply(
+            params, model_state, batch["inputs"], train=train, rng=rng, extra=(labels[:, :-1],)
+        )
+        return logits, labels[:, 1:], model_state
+
+    def _target_weights(self, targets):
+        return (targets != self.pad_id).astype(jnp.float32)
+
+    def evaluate(self, state, batch, *, axis_name=None):
+        variables = {"params": state.params, **state.model_state}
+        logits, targets, _ = self._forward(state.params, state.model_state, batch, train=False)
+        real = (targets != self.pad_id).astype(jnp.float32)
+        per_sequence = jnp.sum(self.loss(targets, logits) * real, -1) / jnp.maximum(real.sum(-1), 1)
+        tokens, _ = self.model.apply(variables, batch["inputs"], targets.shape[1], method="greedy")
+        exact = jnp.all((tokens == targets) | (targets == self.pad_id), axis=-1)
+        weight = batch["weight"]
+        return {
+            "loss_sum": _sum(jnp.sum(weight * per_sequence), axis_name),
+            "correct": _sum(jnp.sum(weight * exact), axis_name),
             "count": _sum(jnp.sum(weight), axis_name),
         }
 
@@ -287,7 +352,23 @@ def generator_learner(
     )
 
 
+def translation_learner(
+    model: nn.Module,
+    *,
+    loss: str,
+    optimizer: optax.GradientTransformation,
+    num_classes: int | None = None,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    loss_options: dict[str, Any] | None = None,
+) -> TranslationLearner:
+    """A `TranslationLearner` whose per-token loss is the Keras `loss` on the logits."""
+    loss_fn = losses.for_classifier(loss, **(loss_options or {}))
+    return TranslationLearner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
+
+
 LEARNERS: dict[str, Callable[..., Any]] = {
     "gradient": gradient_learner,
     "generator": generator_learner,
+    "translation": translation_learner,
 }

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from zoo_jax.data import text
 from zoo_jax.errors import UnknownNameError, ZooError
 from zoo_jax.models import attention, convolutional, feedforward, recurrent
 
@@ -55,6 +56,8 @@ class ZooCard:
     small_input_shape: tuple[int, ...] | None = None  # the 28×28 configuration's input
     small_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     param_convention: str = "trainable parameters"
+    input_kind: str = "images"  # or "tokens": int ids of a token dataset (datasets.py)
+    loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _SMALL = {"small": True, "num_classes": 10}
@@ -264,6 +267,63 @@ _RECURRENT_ZOO = [
     ),
 ]  # fmt: skip
 
+_TOKENS = "N,T token ids"
+_CHAR_LEN = 128  # characters per training window (truncated BPTT length)
+_DATES_LEN = 32  # source characters, PAD-padded
+_SEQUENCE_ZOO = [
+    ZooCard(
+        name="char_rnn", family="recurrent", chart_node="lstm",
+        reference="Graves 2013, arXiv:1308.0850; Karpathy's char-rnn (2015)",
+        build=partial(recurrent.RecurrentLM, vocab=text.CHAR_VOCAB_SIZE),
+        input_shape=(_CHAR_LEN,), input_layout=_TOKENS, input_kind="tokens",
+        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=2e-3, epochs=10,
+        batch_size=32,
+        description="character language model: embed 64, a recurrent layer (cell option: "
+                    "lstm, elman, jordan, peephole_lstm, gru, mlstm) of 256, next-char readout",
+        test_overrides={"units": 8, "embed_dim": 4},
+    ),
+    ZooCard(
+        name="transformer_lm", family="attention", chart_node="transformer",
+        reference="Vaswani et al. 2017, arXiv:1706.03762 (decoder only; Radford et al. 2018)",
+        build=partial(attention.Transformer, kind="decoder", target_vocab=text.CHAR_VOCAB_SIZE,
+                      d_model=128, num_heads=4, num_layers=2, d_ff=384, max_len=_CHAR_LEN,
+                      pad_id=-1),
+        input_shape=(_CHAR_LEN,), input_layout=_TOKENS, input_kind="tokens",
+        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=1e-3, epochs=10,
+        batch_size=32,
+        description="causal Transformer decoder: d_model 128, 4 heads, 2 layers, d_ff 384 "
+                    "(about the LSTM char_rnn's parameter count); no padding id",
+        test_overrides={"d_model": 8, "num_heads": 2, "d_ff": 16, "num_layers": 1},
+    ),
+    ZooCard(
+        name="seq2seq", family="attention", chart_node="attention_rnn",
+        reference="Sutskever et al. 2014, arXiv:1409.3215; Luong et al. 2015, arXiv:1508.04025 "
+                  "(seed 002's NMT)",
+        build=partial(attention.Seq2Seq, source_vocab=text.DATE_VOCAB_SIZE,
+                      target_vocab=text.DATE_VOCAB_SIZE, embed_dim=32, units=128, num_layers=2),
+        input_shape=(_DATES_LEN,), input_layout=_TOKENS + " (PAD 0)", input_kind="tokens",
+        num_classes=text.DATE_VOCAB_SIZE, learner="translation", dataset="dates",
+        learning_rate=2e-3, epochs=5, batch_size=64,
+        description="2-layer LSTM(128) encoder-decoder, input feeding, attention option: "
+                    "none, dot, general, concat, local_m, local_p, hard",
+        test_overrides={"units": 8, "embed_dim": 4, "num_layers": 1},
+    ),
+    ZooCard(
+        name="transformer", family="attention", chart_node="transformer",
+        reference="Vaswani et al. 2017, arXiv:1706.03762",
+        build=partial(attention.Transformer, kind="encoder_decoder",
+                      source_vocab=text.DATE_VOCAB_SIZE, target_vocab=text.DATE_VOCAB_SIZE,
+                      d_model=64, num_heads=4, num_layers=2, d_ff=256, max_len=64),
+        input_shape=(_DATES_LEN,), input_layout=_TOKENS + " (PAD 0)", input_kind="tokens",
+        num_classes=text.DATE_VOCAB_SIZE, learner="translation", dataset="dates",
+        loss="categorical_crossentropy", loss_options={"label_smoothing": 0.1},
+        learning_rate=1e-3, epochs=5, batch_size=64,
+        description="encoder-decoder: d_model 64, 4 heads, 2 + 2 layers, d_ff 256, "
+                    "label smoothing 0.1",
+        test_overrides={"d_model": 8, "num_heads": 2, "d_ff": 16, "num_layers": 1},
+    ),
+]  # fmt: skip
+
 MODELS: dict[str, ZooCard] = {
     card.name: card
     for card in [
@@ -323,6 +383,7 @@ MODELS: dict[str, ZooCard] = {
         ),
         *_CONV_ZOO,
         *_RECURRENT_ZOO,
+        *_SEQUENCE_ZOO,
     ]
 }
 
@@ -365,6 +426,7 @@ def training_spec(name: str, overrides: dict[str, Any]) -> tuple[dict[str, Any],
 
 def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | None = None) -> int:
     """Trainable parameters of a model, computed with `jax.eval_shape` (nothing allocated)."""
+    card = None
     if isinstance(name_or_model, str):
         card = get_card(name_or_model)
         model, input_shape = get_model(name_or_model), card.input_shape
@@ -372,6 +434,10 @@ def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | 
         model = name_or_model
     if input_shape is None:
         raise ZooError("count_params needs input_shape for a model instance")
-    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
+    tokens = card is not None and card.input_kind == "tokens"
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.int32 if tokens else jnp.float32)
+    # a translation model also reads the target prefix; its parameters do not depend on it
+    translation = card is not None and card.learner == "translation"
+    extra = (jax.ShapeDtypeStruct((1, 1), jnp.int32),) if translation else ()
+    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, *extra)
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(variables.get("params", {})))

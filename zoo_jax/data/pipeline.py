@@ -55,6 +55,19 @@ def validate_labels(y: np.ndarray, num_classes: int, n: int) -> None:
         raise InputError(f"labels must lie in [0, {num_classes}), got values in [{lo}, {hi}]")
 
 
+def validate_tokens(x: np.ndarray, vocab: int, n: int | None = None, what: str = "inputs") -> None:
+    """Integer token ids `(n, length)` in `[0, vocab)` (a sequence model's inputs or labels)."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise InputError(f"{what} must be integer token ids, got dtype {x.dtype}")
+    if x.ndim != 2 or (n is not None and len(x) != n):
+        rows = "n" if n is None else str(n)
+        raise InputError(f"{what} of shape ({rows}, length) expected, got {x.shape}")
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0 or hi >= vocab:
+        raise InputError(f"{what} must be token ids in [0, {vocab}), got values in [{lo}, {hi}]")
+
+
 def images_to_inputs(images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """uint8 IDX images `(n, 28, 28)` → float32 in [0, 1] shaped `(n, *input_shape)`."""
     x = images.astype(np.float32) / 255.0
@@ -93,6 +106,6 @@ def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Iterator[dict
         weight = np.ones(batch_size, np.float32)
         if pad:
             xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
-            yb = np.concatenate([yb, np.zeros(pad, np.int32)])
+            yb = np.concatenate([yb, np.zeros((pad, *yb.shape[1:]), np.int32)])
             weight[batch_size - pad :] = 0
         yield {"inputs": xb, "labels": yb, "weight": weight}

@@ -384,6 +384,26 @@ class Transformer(nn.Module):
             return self.readout(pooled)
         return self.decode(source, train=train)[0]
 
+    def greedy(self, source, max_len: int, bos_id: int = 1):
+        """Encoder-decoder argmax decoding from `bos_id`: token ids (batch, max_len) and the
+        last layer's cross-attention averaged over heads (batch, max_len, S). Each step runs
+        the decoder over the whole prefix in a fixed-length buffer (causal, so later slots
+        cannot leak), one `lax.fori_loop`, so it jits without retracing per length."""
+        memory, mask = self.encode(source)
+        batch = source.shape[0]
+        buffer = jnp.full((batch, max_len + 1), bos_id, jnp.int32)
+        weights0 = jnp.zeros((batch, max_len, source.shape[1]))
+
+        def body(t, carry):
+            buffer, weights = carry
+            logits, w = self.decode(buffer[:, :-1], memory, mask)
+            token = jnp.argmax(logits[:, t], -1).astype(jnp.int32)
+            weights = weights.at[:, t].set(jnp.mean(w[:, :, t], axis=1))
+            return buffer.at[:, t + 1].set(token), weights
+
+        buffer, weights = jax.lax.fori_loop(0, max_len, body, (buffer, weights0))
+        return buffer[:, 1:], weights
+
 
 # --- Encoder–decoder with attention (Luong et al. 2015; seed 002's NMT) ----------------------
 

@@ -149,5 +149,38 @@ class RecurrentClassifier(nn.Module):
         return Recurrent(cell, return_sequences=return_sequences)
 
 
+class RecurrentLM(nn.Module):
+    """A character-level language model: embedding → stacked recurrent layers (every one
+    returning its sequence) → a dense readout of next-token logits at every position
+    (Graves 2013, arXiv:1308.0850; Karpathy's char-rnn). `cell` names a cell of
+    `cells.CELLS`; Jordan's cell feeds back its own output layer (`output_units` = units).
+
+    Input: `(batch, time)` token ids. Output: `(batch, time, vocab)` logits, position t
+    predicting token t + 1. Dropout (between layers and before the readout) as Zaremba et
+    al. 2014 use it, on non-recurrent connections only.
+    """
+
+    vocab: int
+    units: int | Sequence[int] = 256
+    cell: str = "lstm"
+    cell_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    embed_dim: int = 64
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, ids: jax.Array, *, train: bool = False) -> jax.Array:
+        if self.cell not in cells.CELLS:
+            raise UnknownNameError("cell", self.cell, list(cells.CELLS))
+        if ids.ndim != 2 or not jnp.issubdtype(ids.dtype, jnp.integer):
+            raise ZooError(f"a language model takes (batch, time) token ids, got {ids.shape} "
+                           f"{ids.dtype}")  # fmt: skip
+        x = nn.Embed(self.vocab, self.embed_dim)(ids)
+        for units in [self.units] if isinstance(self.units, int) else list(self.units):
+            x = Recurrent(cells.CELLS[self.cell](units, **self.cell_options),
+                          return_sequences=True)(x)  # fmt: skip
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(self.vocab, kernel_init=nn.initializers.glorot_uniform())(x)
+
+
 # Seed `003_…`: SimpleRNN(256) over the 28 rows of an MNIST image (75,530 parameters).
 SeedRNN = partial(RecurrentClassifier, units=256, cell="elman", dropout=0.2)

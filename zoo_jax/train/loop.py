@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from zoo_jax import losses, optim, registry
-from zoo_jax.data import pipeline, vision
+from zoo_jax.data import datasets, pipeline
 from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
 from zoo_jax.learners import LEARNERS
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
@@ -77,6 +77,8 @@ class RunConfig:
             optimizer=pick(self.optimizer, card.optimizer),
             learning_rate=pick(self.learning_rate, card.learning_rate),
             loss=pick(self.loss, card.loss),
+            # the card's loss options go with the card's loss (the Transformer's smoothing)
+            loss_options=self.loss_options or (card.loss_options if self.loss is None else {}),
             epochs=pick(self.epochs, card.epochs),
             batch_size=pick(self.batch_size, card.batch_size),
         )
@@ -158,19 +160,30 @@ def load_data(cfg: RunConfig) -> Arrays:
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
     arrays = []
     for split, limit in (("train", cfg.train_limit), ("test", cfg.test_limit)):
-        images, labels = vision.load(cfg.dataset, split, cfg.data_dir)
-        images, labels = images[:limit], labels[:limit]
-        arrays += [pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)]
+        x, y = datasets.load(cfg.dataset, split, input_shape, cfg.data_dir)
+        arrays += [x[:limit], y[:limit]]
     return check_data(cfg, tuple(arrays))
 
 
 def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
+    """Inputs and labels as the model expects them: images (floats) and class labels, or,
+    for a token dataset, token ids `(n, length)` in `[0, num_classes)` for both."""
     card = registry.get_card(cfg.model)
     _, input_shape, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
     x_train, y_train, x_test, y_test = data
+    tokens = datasets.is_tokens(cfg.dataset)
+    if tokens != (card.input_kind == "tokens"):
+        wanted = "token" if card.input_kind == "tokens" else "image"
+        raise InputError(f"{cfg.model} reads {wanted} datasets, not {cfg.dataset!r}")
     for x, y in ((x_train, y_train), (x_test, y_test)):
-        pipeline.validate_inputs(x, input_shape, card.input_layout)
-        pipeline.validate_labels(y, num_classes, len(x))
+        if tokens:
+            pipeline.validate_tokens(x, num_classes)
+            if x.shape[1:] != tuple(input_shape):
+                raise InputError(f"inputs of length {input_shape[0]} expected, got {x.shape}")
+            pipeline.validate_tokens(y, num_classes, len(x), what="labels")
+        else:
+            pipeline.validate_inputs(x, input_shape, card.input_layout)
+            pipeline.validate_labels(y, num_classes, len(x))
     if len(x_train) < cfg.batch_size:
         raise InputError(
             f"{len(x_train)} training examples cannot fill one batch of {cfg.batch_size}"
@@ -365,7 +378,9 @@ def fit(
             f"batch size {cfg.batch_size} is not divisible by {steps.num_devices} devices"
         )
     init_key, data_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    state = learner.init(init_key, {"inputs": x_train[: cfg.batch_size]})
+    state = learner.init(
+        init_key, {"inputs": x_train[: cfg.batch_size], "labels": y_train[: cfg.batch_size]}
+    )
     num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
 
     run_path = Path(run_dir) if run_dir is not None else None
@@ -514,7 +529,7 @@ def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
     cfg = cfg.resolved()
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
     learner = build_learner(cfg)
-    sample = {"inputs": np.zeros((1, *input_shape), np.float32)}
+    sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
     abstract = learner.init(jax.random.PRNGKey(0), sample)
     ckpt = Checkpointer(run_path / "checkpoints")
     try:
@@ -529,9 +544,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dic
     run_path = Path(run_dir)
     cfg, learner, state, meta = restore_run(run_path, data_dir)
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-    images, labels = vision.load(cfg.dataset, "test", cfg.data_dir)
-    x_test = pipeline.images_to_inputs(images[: cfg.test_limit], input_shape)
-    y_test = labels[: cfg.test_limit].astype(np.int32)
+    x_test, y_test = datasets.load(cfg.dataset, "test", input_shape, cfg.data_dir)
+    x_test, y_test = x_test[: cfg.test_limit], y_test[: cfg.test_limit]
     steps = compile_steps(learner, "none", 1)
     test = _evaluate(steps, steps.put_state(state), x_test, y_test, _eval_batch_size(1))
     return {

@@ -1,0 +1,160 @@
+"""Every recurrent cell on sequential MNIST and on character-level language modelling.
+
+    python -m experiments.recurrent_zoo                 # both tasks, every row
+    python -m experiments.recurrent_zoo --task chars    # one task
+    python -m experiments.recurrent_zoo --quick         # CI: tiny models, 1 epoch, few examples
+
+Sequential MNIST (`smnist`): each image is 28 rows of 28 pixels read one row per step; the
+cell's last output feeds a dense 10 (the seed 003 classifier with the cell swapped). The
+Elman row is the seed's own configuration (`rnn`: SimpleRNN 256, SGD, 20 epochs); the others
+train `SMNIST_EPOCHS` epochs with Adam 1e-3, batch 128, clipnorm 1. Targets (issue #5, as in
+seed 003): LSTM and GRU ≥ 98.8 %, SimpleRNN ≥ 98.0 %.
+
+Characters (`chars`): `char_rnn` (embedding 64, one recurrent layer of 256, next-character
+readout) with each cell, and a causal Transformer decoder of about the LSTM's parameter
+count (`transformer_lm`), on `pydoc_data.topics` split by document, windows of 128
+characters, Adam 2e-3 (Transformer 1e-3), clipnorm 1, `CHAR_EPOCHS` epochs. Reported in
+bits per character (the mean cross-entropy in nats / ln 2) on the validation and test
+documents, after the last epoch (no selection on either). The question the mLSTM paper
+(Krause et al. 2016) raises, does mLSTM beat LSTM at character modelling, is answered by the
+two rows side by side.
+
+Results: `results/recurrent_zoo/{smnist,chars}/ROW.json`; RESULTS.md via `report.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+from experiments import common, report
+from zoo_jax import registry
+from zoo_jax.data import datasets, pipeline
+from zoo_jax.train.loop import RunConfig, _eval_batch_size, _evaluate, build_learner, fit
+from zoo_jax.train.steps import compile_steps
+
+OUT = common.RESULTS_DIR / "recurrent_zoo"
+SMNIST_EPOCHS = 6
+CHAR_EPOCHS = 10
+CLIP = {"clipnorm": 1.0}
+SMNIST_TARGETS = {"elman": 0.98, "lstm": 0.988, "gru": 0.988}
+# row -> (model, overrides, RunConfig fields)
+SMNIST_ROWS = {
+    "elman": ("rnn", {}, {}),  # the seed's configuration: SGD, 20 epochs
+    **{
+        row: (model, {}, {"optimizer": "adam", "epochs": SMNIST_EPOCHS, "optimizer_options": CLIP})
+        for row, model in [
+            ("jordan", "jordan"),
+            ("lstm", "lstm"),
+            ("peephole_lstm", "peephole_lstm"),
+            ("gru", "gru"),
+            ("gru_cho", "gru_cho"),
+            ("mlstm", "mlstm"),
+        ]
+    },
+}
+CHAR_CELLS = ("elman", "jordan", "lstm", "peephole_lstm", "gru", "mlstm")
+CHAR_ROWS = {
+    **{
+        cell: ("char_rnn", {"cell": cell}, {"epochs": CHAR_EPOCHS, "optimizer_options": CLIP})
+        for cell in CHAR_CELLS
+    },
+    "transformer_decoder": (
+        "transformer_lm",
+        {},
+        {"epochs": CHAR_EPOCHS, "optimizer_options": CLIP},
+    ),
+}
+TASKS = {"smnist": ("mnist", SMNIST_ROWS), "chars": ("chars", CHAR_ROWS)}
+
+
+def bits_per_char(nats: float) -> float:
+    return nats / math.log(2)
+
+
+def split_metrics(cfg: RunConfig, state, split: str) -> dict:
+    """Loss and accuracy of a trained state on one split of the config's dataset."""
+    learner = build_learner(cfg)
+    _, input_shape, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
+    x, y = datasets.load(cfg.dataset, split, input_shape, cfg.data_dir)
+    x, y = x[: cfg.test_limit], y[: cfg.test_limit]
+    pipeline.validate_tokens(x, num_classes)
+    steps = compile_steps(learner, "none", 1)
+    return _evaluate(steps, steps.put_state(state), x, y, _eval_batch_size(1))
+
+
+def run_row(task: str, row: str, quick: bool, data_dir) -> dict:
+    dataset, rows = TASKS[task]
+    model, overrides, fields = rows[row]
+    fields = dict(fields)
+    if quick:
+        overrides = {**registry.get_card(model).test_overrides, **overrides}
+        fields |= {"epochs": 1, "train_limit": 256, "test_limit": 64}
+    cfg = RunConfig(
+        model=model, dataset=dataset, model_overrides=overrides, data_dir=data_dir, **fields
+    )
+    summary = fit(cfg, progress=False)
+    if task == "smnist":
+        target = SMNIST_TARGETS.get(row)
+        reference = {"source": "issue #5 / seed 003", "target_test_accuracy": target}
+        notes = "sequential MNIST: 28 rows of 28 pixels, one row per step"
+        result = common.result_row("recurrent_zoo", f"smnist/{row}", summary, reference, notes)
+        result["metrics"]["met_target"] = (
+            None if target is None else (summary["test"]["accuracy"] >= target)
+        )
+        return result
+    validation = split_metrics(RunConfig(**summary["config"]), summary["state"], "validation")
+    notes = (
+        "pydoc_data.topics split by document, 128-character windows; test_loss in nats per "
+        "character, test_accuracy = next-character accuracy"
+    )
+    reference = {
+        "source": "Krause et al. 2016 (mLSTM vs LSTM on character modelling)",
+        "question": "does mLSTM beat LSTM in bits per character?",
+    }
+    result = common.result_row("recurrent_zoo", f"chars/{row}", summary, reference, notes)
+    result["metrics"] |= {
+        "test_bpc": bits_per_char(summary["test"]["loss"]),
+        "validation_bpc": bits_per_char(validation["loss"]),
+        "train_bpc": bits_per_char(summary["train"]["loss"]),
+        "tokens_per_s": summary["images_per_s"] and summary["images_per_s"] * input_len(cfg),
+    }
+    print(f"chars/{row}: test {result['metrics']['test_bpc']:.3f} bpc, validation "
+          f"{result['metrics']['validation_bpc']:.3f}", flush=True)  # fmt: skip
+    return result
+
+
+def input_len(cfg: RunConfig) -> int:
+    return registry.training_spec(cfg.model, cfg.model_overrides)[1][0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
+    parser.add_argument("--rows", default="", help="comma-separated rows (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny models, 1 epoch")
+    parser.add_argument("--force", action="store_true", help="re-run rows that have results")
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
+    args = parser.parse_args(argv)
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    wanted = set(filter(None, args.rows.split(",")))
+    for task in tasks:
+        out_dir = (common.RESULTS_DIR / "quick" if args.quick else common.RESULTS_DIR) / (
+            f"recurrent_zoo/{task}"
+        )
+        rows = [r for r in TASKS[task][1] if not wanted or r in wanted]
+        if args.quick:
+            rows = rows[:2]
+        plan = [(row, row) for row in rows]
+        run = lambda row, task=task: run_row(task, row, args.quick, args.data_dir)
+        common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
+    if not (args.no_report or args.quick):
+        report.write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The registered datasets, by name: what `--dataset` accepts and what each split is.
+
+- `mnist`, `fashion-mnist`: 28×28 images (`vision.py`), floats in [0, 1] shaped for the
+  model (`(28, 28, 1)`, `(784,)`, or `(28, 28)`: sequential MNIST, 28 rows of 28 pixels).
+- `chars`: character-level language modelling on `pydoc_data.topics` (`text.py`): windows
+  of the model's input length, inputs `w[:, :-1]` and next-character labels `w[:, 1:]`.
+  Splits train / validation / test.
+- `dates`: human-written dates → ISO 8601 (`text.py`): inputs the PAD-padded source ids,
+  labels BOS + 10 characters + EOS. `DATES_SIZES` pairs per split; splits train /
+  validation / test, and `long` (sources longer than any in training).
+
+Token datasets give int32 arrays; their ids lie in `[0, num_classes)` of the model's card
+(the vocabulary), which `check_data` verifies like image labels.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from zoo_jax.data import pipeline, text, vision
+from zoo_jax.errors import UnknownNameError
+
+TOKEN_DATASETS = ("chars", "dates")
+DATASETS = (*vision.DATASETS, *TOKEN_DATASETS)
+DATES_SIZES = {"train": 50_000, "validation": 2_000, "test": 2_000, "long": 2_000}
+DATES_SEED = 0
+SPLITS = {
+    **dict.fromkeys(vision.DATASETS, ("train", "test")),
+    "chars": ("train", "validation", "test"),
+    "dates": tuple(DATES_SIZES),
+}
+
+
+def canonical(name: str) -> str:
+    name = vision.ALIASES.get(name, name)
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, [*DATASETS, *vision.ALIASES])
+    return name
+
+
+def is_tokens(name: str) -> bool:
+    return canonical(name) in TOKEN_DATASETS
+
+
+@functools.lru_cache(maxsize=1)
+def _chars() -> text.CharCorpus:
+    return text.load_chars()
+
+
+@functools.lru_cache(maxsize=8)
+def _dates(split: str, source_len: int) -> text.DatePairs:
+    return text.make_dates(DATES_SIZES[split], split, seed=DATES_SEED, source_len=source_len)
+
+
+def load(
+    name: str, split: str, input_shape: tuple[int, ...], data_dir: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(inputs, labels)` of split `split` of dataset `name`, shaped for a model whose
+    per-example input is `input_shape`."""
+    name = canonical(name)
+    if split not in SPLITS[name]:
+        raise UnknownNameError(f"split of {name!r}", split, SPLITS[name])
+    if name == "chars":
+        windows = text.lm_windows(getattr(_chars(), split), input_shape[0])
+        return windows[:, :-1], windows[:, 1:]
+    if name == "dates":
+        pairs = _dates(split, input_shape[0])
+        return pairs.sources, pairs.targets
+    images, labels = vision.load(name, split, data_dir)
+    return pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)
+
+
+def sample_inputs(name: str, input_shape: tuple[int, ...], n: int = 1) -> np.ndarray:
+    """Zeros of the dtype the dataset feeds (token ids or floats): shapes for `init`."""
+    return np.zeros((n, *input_shape), np.int32 if is_tokens(name) else np.float32)
