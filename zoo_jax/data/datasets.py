@@ -50,7 +50,7 @@ def _chars() -> text.CharCorpus:
 
 
 @functools.lru_cache(maxsize=8)
-def _dates(split: str, source_len: int) -> text.DatePairs:
+def date_pairs(split: str, source_len: int) -> text.DatePairs:
     return text.make_dates(DATES_SIZES[split], split, seed=DATES_SEED, source_len=source_len)
 
 
@@ -66,7 +66,7 @@ def load(
         windows = text.lm_windows(getattr(_chars(), split), input_shape[0])
         return windows[:, :-1], windows[:, 1:]
     if name == "dates":
-        pairs = _dates(split, input_shape[0])
+        pairs = date_pairs(split, input_shape[0])
         return pairs.sources, pairs.targets
     images, labels = vision.load(name, split, data_dir)
     return pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)
