@@ -77,6 +77,7 @@ def result_row(experiment: str, row: str, summary: dict, reference: dict, notes:
             "train_accuracy": summary["train"]["accuracy"],
             "train_loss": summary["train"]["loss"],
             "images_per_s": summary["images_per_s"],
+            "test_accuracy_by_epoch": [e["test_accuracy"] for e in summary["history"]],
         },
         "reference": reference,
         "notes": notes,

@@ -276,7 +276,7 @@ _SEQUENCE_ZOO = [
         reference="Graves 2013, arXiv:1308.0850; Karpathy's char-rnn (2015)",
         build=partial(recurrent.RecurrentLM, vocab=text.CHAR_VOCAB_SIZE),
         input_shape=(_CHAR_LEN,), input_layout=_TOKENS, input_kind="tokens",
-        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=2e-3, epochs=10,
+        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=3e-3, epochs=20,
         batch_size=32,
         description="character language model: embed 64, a recurrent layer (cell option: "
                     "lstm, elman, jordan, peephole_lstm, gru, mlstm) of 256, next-char readout",
@@ -289,7 +289,7 @@ _SEQUENCE_ZOO = [
                       d_model=128, num_heads=4, num_layers=2, d_ff=384, max_len=_CHAR_LEN,
                       pad_id=-1),
         input_shape=(_CHAR_LEN,), input_layout=_TOKENS, input_kind="tokens",
-        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=1e-3, epochs=10,
+        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=1e-3, epochs=20,
         batch_size=32,
         description="causal Transformer decoder: d_model 128, 4 heads, 2 layers, d_ff 384 "
                     "(about the LSTM char_rnn's parameter count); no padding id",

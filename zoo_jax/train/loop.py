@@ -95,7 +95,13 @@ class RunConfig:
             raise ZooError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.l1 < 0 or self.l2 < 0:
             raise ZooError("l1 and l2 must be >= 0")
-        generator = registry.get_card(self.model).learner == "generator"
+        card = registry.get_card(self.model)
+        if self.dataset is not None and datasets.is_tokens(self.dataset) != (
+            card.input_kind == "tokens"
+        ):
+            wanted = "token" if card.input_kind == "tokens" else "image"
+            raise InputError(f"{self.model} reads {wanted} datasets, not {self.dataset!r}")
+        generator = card.learner == "generator"
         (losses.for_images if generator else losses.for_classifier)(self.loss, **self.loss_options)
         if "learning_rate" in self.optimizer_options:
             raise ZooError("set the learning rate with learning_rate (--lr), not an option")
@@ -171,10 +177,7 @@ def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
     card = registry.get_card(cfg.model)
     _, input_shape, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
     x_train, y_train, x_test, y_test = data
-    tokens = datasets.is_tokens(cfg.dataset)
-    if tokens != (card.input_kind == "tokens"):
-        wanted = "token" if card.input_kind == "tokens" else "image"
-        raise InputError(f"{cfg.model} reads {wanted} datasets, not {cfg.dataset!r}")
+    tokens = datasets.is_tokens(cfg.dataset)  # that it suits the model: RunConfig.check
     for x, y in ((x_train, y_train), (x_test, y_test)):
         if tokens:
             pipeline.validate_tokens(x, num_classes)
