@@ -270,7 +270,7 @@ def bench(
         "step_ms": round(step_s * 1e3, 3),
         "images_per_s": round(batch_size / step_s, 1),  # examples (sequences) per second
         # target tokens per second: a language model's or translation's throughput
-        "tokens_per_s": round(batch["labels"].size / step_s, 1) if tokens else None,
+        "tokens_per_s": round(_target_tokens(cfg, batch["labels"]) / step_s, 1) if tokens else None,
         "compile_s": round(compile_s, 3),
         "forward_flops_per_image": _per_image(forward_flops, batch_size),
         "train_flops_per_image": _per_image(train_flops, batch_size),
@@ -279,6 +279,12 @@ def bench(
         "device_kind": jax.devices()[0].device_kind,
         "train_step_compiles": compiled.traces["train"],
     }
+
+
+def _target_tokens(cfg: RunConfig, labels: np.ndarray) -> int:
+    """Tokens predicted per step: every label, but BOS for a translation (it is given)."""
+    translation = registry.get_card(cfg.model).learner == "translation"
+    return labels[:, 1:].size if translation else labels.size
 
 
 def _flops(step, *args) -> float | None:
