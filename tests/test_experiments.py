@@ -2,7 +2,11 @@
 
 import json
 
+import numpy as np
+import pytest
+
 from experiments import common, report, seed_tables
+from zoo_jax.data import text
 
 
 def test_seed_tables_quick(tmp_path, monkeypatch):
@@ -110,3 +114,31 @@ def test_zoo_bench_quick(tmp_path, monkeypatch):
     for r in rows.values():
         assert r["metrics"]["images_per_s"] > 0 and r["metrics"]["train_step_compiles"] == 1
         assert r["metrics"]["train_flops_per_image"] > 2 * r["metrics"]["forward_flops_per_image"]
+
+
+def test_recurrent_zoo_quick_and_its_report(tmp_path, monkeypatch):
+    from experiments import recurrent_zoo, report
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert recurrent_zoo.main(["--quick"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "recurrent_zoo")}
+    assert sorted(rows) == ["chars/elman", "chars/jordan", "smnist/elman", "smnist/jordan"]
+    chars = rows["chars/elman"]["metrics"]
+    assert chars["test_bpc"] == pytest.approx(chars["test_loss"] / np.log(2))
+    assert 0 < chars["validation_bpc"] < 8 and rows["smnist/elman"]["model"] == "rnn"
+    text = report.render(list(rows.values()))
+    assert "### Character-level language modelling" in text and "| jordan | char_rnn |" in text
+
+
+def test_seq2seq_quick_decodes_both_splits(tmp_path, monkeypatch):
+    from experiments import report, seq2seq
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert seq2seq.main(["--quick", "--rows", "global,transformer"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "seq2seq")}
+    assert sorted(rows) == ["global", "transformer"]
+    for r in rows.values():
+        m = r["metrics"]
+        assert 0 <= m["test_exact"] <= 1 and 0 <= m["long_exact"] <= 1
+        assert set(m["long_exact_by_format"]) <= set(text.DATE_FORMATS)
+    assert "| global | seq2seq | general |" in report.render(list(rows.values()))
