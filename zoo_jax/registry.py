@@ -248,6 +248,15 @@ _RECURRENT_ZOO = [
                "bidirectional LSTM(128 + 128), outputs concatenated", model={"units": 128,
                "bidirectional": True}),
     ZooCard(
+        name="conv_lstm", family="recurrent", chart_node="lstm",
+        reference="Shi et al. 2015, arXiv:1506.04214 (Keras ConvLSTM2D)",
+        build=recurrent.ConvLSTMClassifier, input_shape=(4, 7, 28, 1),
+        input_layout="N,T,H,W,C (an image as 4 frames of 7x28 strips)",
+        epochs=5,
+        description="ConvLSTM(16 filters, 3x3) over 4 frames, last state flattened, dense 10",
+        test_overrides={"filters": 2},
+    ),
+    ZooCard(
         name="attention_rnn", family="attention", chart_node="attention_rnn",
         reference="Luong et al. 2015, arXiv:1508.04025; the attention RNN of seed 000",
         build=attention.AttentionRNNClassifier, input_shape=(28, 28),

@@ -225,8 +225,12 @@ class ConvLSTMCell(nn.RNNCellBase):
         kernel = self.param("kernel", glorot, (kh, kw, x.shape[-1], n))
         recurrent = self.param("recurrent_kernel", orthogonal, (kh, kw, self.filters, n))
         bias = self.param("bias", _forget_bias_one(self.filters), (n,))
-        conv = lambda a, w: lax.conv_general_dilated(
-            a, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        conv = (  # XLA:CPU's convolution is slow on these small shapes: im2col there
+            (lambda a, w: layers.conv2d_im2col(a, w, (1, 1), "SAME"))
+            if layers.use_matmul_lowering()
+            else lambda a, w: lax.conv_general_dilated(
+                a, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
         )
         i, f, g, o = jnp.split(conv(x, kernel) + conv(h, recurrent) + bias, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)

@@ -82,7 +82,7 @@ def conv2d_im2col(
     return y.reshape(*y.shape[:3], cout)
 
 
-def _use_matmul_lowering() -> bool:
+def use_matmul_lowering() -> bool:
     return jax.default_backend() == "cpu"
 
 
@@ -112,7 +112,7 @@ class Conv2D(nn.Module):
         )
         impl = self.implementation
         if impl == "auto":
-            impl = "im2col" if _use_matmul_lowering() else "xla"
+            impl = "im2col" if use_matmul_lowering() else "xla"
         if impl == "im2col":
             y = conv2d_im2col(
                 x, kernel, tuple(self.strides), self.padding, self.feature_group_count
@@ -287,7 +287,7 @@ class SeparableConv2D(nn.Module):
         init = nn.initializers.glorot_uniform()
         depthwise = self.param("depthwise", init, (self.kernel, self.kernel, 1, cin))
         pointwise = self.param("pointwise", init, (1, 1, cin, self.features))
-        if _use_matmul_lowering():
+        if use_matmul_lowering():
             x = conv2d_im2col(x, depthwise, (1, 1), self.padding, groups=cin)
         else:
             x = lax.conv_general_dilated(

@@ -149,6 +149,28 @@ class RecurrentClassifier(nn.Module):
         return Recurrent(cell, return_sequences=return_sequences)
 
 
+class ConvLSTMClassifier(nn.Module):
+    """A ConvLSTM (Shi et al. 2015, arXiv:1506.04214; Keras `ConvLSTM2D`) over a sequence of
+    frames, its last output flattened into a dense readout. The recurrent state is an image:
+    each step convolves the frame and the previous state instead of multiplying vectors.
+
+    Input: `(batch, time, height, width, channels)`. The registered training configuration
+    reads an MNIST image as 4 frames of 7 × 28 pixel strips, top to bottom.
+    """
+
+    filters: int = 16
+    kernel_size: tuple[int, int] = (3, 3)
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        if x.ndim != 5:
+            raise ZooError(f"ConvLSTM takes (batch, time, height, width, channels), got {x.shape}")
+        h = Recurrent(cells.ConvLSTMCell(self.filters, tuple(self.kernel_size)))(x)
+        flat = h.reshape(len(h), -1)
+        return nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())(flat)
+
+
 class RecurrentLM(nn.Module):
     """A character-level language model: embedding → stacked recurrent layers (every one
     returning its sequence) → a dense readout of next-token logits at every position
