@@ -12,8 +12,11 @@ import zoo_jax
 from zoo_jax import optim, registry
 from zoo_jax.learners import gradient_learner
 
-RECURRENT = [
-    n for n in zoo_jax.list_models() if registry.get_card(n).family in ("recurrent", "attention")
+RECURRENT = [  # the sequential-MNIST classifiers (the sequence tasks' models: elsewhere)
+    n
+    for n in zoo_jax.list_models()
+    if registry.get_card(n).family in ("recurrent", "attention")
+    and registry.get_card(n).input_shape == (28, 28)
 ]
 
 
@@ -122,3 +125,23 @@ def test_transformer_encoder_count_equals_torch_layers():
     count = lambda m: sum(p.numel() for p in m.parameters())
     expected = count(torch.nn.Linear(28, 64)) + 2 * count(layer) + count(torch.nn.Linear(64, 10))
     assert registry.count_params("transformer_encoder") == expected == 69_450
+
+
+def test_conv_lstm_equals_keras_convlstm2d():
+    reference = keras.Sequential([
+        keras.Input((4, 7, 28, 1)), keras.layers.ConvLSTM2D(16, 3, padding="same"),
+        keras.layers.Flatten(), keras.layers.Dense(10),
+    ])  # fmt: skip
+    assert registry.count_params("conv_lstm") == reference.count_params() == 41_226
+    model = zoo_jax.get_model("conv_lstm")
+    x = np.random.default_rng(0).random((2, 4, 7, 28, 1)).astype(np.float32)
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    rng = np.random.default_rng(1)
+    params = jax.tree.map(lambda a: rng.normal(0, 0.1, a.shape).astype(np.float32), params)
+    cell = params["ConvLSTMCell_0"]
+    weights = [cell["kernel"], cell["recurrent_kernel"], cell["bias"]]
+    weights += [params["Dense_0"]["kernel"], params["Dense_0"]["bias"]]
+    for w, value in zip(reference.weights, weights, strict=True):
+        w.assign(value)
+    np.testing.assert_allclose(model.apply({"params": params}, x), reference(x), rtol=1e-4,
+                               atol=1e-5)  # fmt: skip
