@@ -147,3 +147,9 @@ def test_bench_reports_tokens_per_second(capsys):
     assert cli.main(argv) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["tokens_per_s"] == pytest.approx(row["images_per_s"] * 128, rel=1e-2)
+
+
+def test_info_tabulates_a_translation_model(capsys):
+    assert cli.main(["info", "seq2seq"]) == 0
+    out = capsys.readouterr().out
+    assert "552,177" in out and "dates" in out and "translation" in out
