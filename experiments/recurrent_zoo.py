@@ -20,7 +20,8 @@ documents, after the last epoch (no selection on either). The question the mLSTM
 (Krause et al. 2016) raises, does mLSTM beat LSTM at character modelling, is answered by the
 two rows side by side.
 
-Results: `results/recurrent_zoo/{smnist,chars}/ROW.json`; RESULTS.md via `report.py`.
+Results: `results/recurrent_zoo/{smnist,chars}/ROW.json`, learning curves
+`results/recurrent_zoo/{smnist,chars}_curves.png`; RESULTS.md via `report.py`.
 """
 
 from __future__ import annotations
@@ -116,11 +117,43 @@ def run_row(task: str, row: str, quick: bool, data_dir) -> dict:
         "test_bpc": bits_per_char(summary["test"]["loss"]),
         "validation_bpc": bits_per_char(validation["loss"]),
         "train_bpc": bits_per_char(summary["train"]["loss"]),
+        "test_bpc_by_epoch": [bits_per_char(e["test_loss"]) for e in summary["history"]],
         "tokens_per_s": summary["images_per_s"] and summary["images_per_s"] * input_len(cfg),
     }
     print(f"chars/{row}: test {result['metrics']['test_bpc']:.3f} bpc, validation "
           f"{result['metrics']['validation_bpc']:.3f}", flush=True)  # fmt: skip
     return result
+
+
+def plot_curves(out_dir, task: str) -> None:
+    """`TASK_curves.png`: test accuracy (smnist) or test bits per character (chars) after
+    each epoch, one line per row, from the result files."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = common.read_rows(out_dir)
+    if not rows:
+        return
+    key, label = (
+        ("test_bpc_by_epoch", "test bits per character")
+        if task == "chars"
+        else ("test_accuracy_by_epoch", "test accuracy")
+    )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in sorted(rows, key=lambda r: r["row"]):
+        values = r["metrics"].get(key, [])
+        ax.plot(range(1, len(values) + 1), values, "o-", ms=3, label=r["row"].split("/")[-1])
+    ax.set(xlabel="epoch", ylabel=label, title=f"recurrent zoo: {task}")
+    if task == "smnist":
+        ax.set_ylim(0.9, 1.0)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir.parent / f"{task}_curves.png", dpi=110)
+    plt.close(fig)
 
 
 def input_len(cfg: RunConfig) -> int:
@@ -148,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = [(row, row) for row in rows]
         run = lambda row, task=task: run_row(task, row, args.quick, args.data_dir)
         common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
+        plot_curves(out_dir, task)
     if not (args.no_report or args.quick):
         report.write()
     return 0
