@@ -12,9 +12,10 @@ calls these three pure functions, so jit, pmap and sharded jit serve every model
 must be global (gradients, losses) with `lax.pmean`. Under sharded `jax.jit` the arrays
 are global and it stays None.
 
-Batches are dicts: `inputs` `(batch, *input_shape)`, `labels` `(batch,)` int32, and for
-evaluation a `weight` `(batch,)` that is 0 on padding rows (so every eval batch has one
-shape and the step never recompiles).
+Batches are dicts: `inputs` `(batch, *input_shape)`, `labels` `(batch,)` int32 (or
+`(batch, length)` token ids for a language model or a translation), and for evaluation a
+`weight` `(batch,)` that is 0 on padding rows (so every eval batch has one shape and the
+step never recompiles).
 
 Evaluation returns sums (`loss_sum`, `correct`, `count`), which add up exactly over batches
 and devices; the loop divides at the end.
@@ -100,7 +101,8 @@ def _new_state(optimizer, variables: dict, rng: jax.Array) -> TrainState:
 class GradientLearner:
     """Backpropagation on `loss(labels, model(inputs))` + kernel penalties, stepped by optax.
 
-    `loss` is per-example and takes logits (`from_logits=True` already bound). A non-finite
+    `loss` is per-example (per position for a language model, whose logits are
+    `(batch, length, vocab)`) and takes logits (`from_logits=True` already bound). A non-finite
     loss or gradient leaves params and optimizer state unchanged for that step and reports
     `finite = False`; the loop then stops or goes on according to its NaN policy. A model
     that returns `(logits, *aux_logits)` in training adds `AUX_WEIGHT` × each auxiliary loss;
