@@ -172,6 +172,16 @@ def _seq2seq_table(rows: list[dict]) -> list[str]:
         r["row"]: min(r["metrics"]["long_exact_by_format"].items(), key=lambda kv: kv[1])
         for r in rows
     }
+    if rows:
+        first = max(rows, key=lambda r: r["metrics"]["test_accuracy_by_epoch"][0])
+        drop = max(rows, key=lambda r: r["metrics"]["test_exact"] - r["metrics"]["long_exact"])
+        out += [
+            "",
+            f"Fastest to learn: {first['row']} ({_pct(first['metrics']['test_accuracy_by_epoch'][0])}"
+            " % exact after one epoch). Largest fall from the test to the long split: "
+            f"{drop['row']} ({_pct(drop['metrics']['test_exact'])} → "
+            f"{_pct(drop['metrics']['long_exact'])} %).",
+        ]
     out += ["", "Hardest format on the long split, per row: " + "; ".join(
         f"{row} {fmt} {_pct(acc)} %" for row, (fmt, acc) in worst.items()
     ) + "."]  # fmt: skip
