@@ -566,10 +566,11 @@ def _sequence_task_results(rows: list[dict]) -> dict[str, str]:
 
 def readme_blocks(rows: list[dict]) -> dict[str, str]:
     bench = [r for r in rows if r["experiment"] == "bench_vs_torch"]
-    return {
-        "zoo-table": zoo_table(rows),
-        "bench": "\n".join(_bench_table(bench)[3:]).strip() if bench else "(not measured yet)",
-    }
+    sequence = [r for r in bench if "tokens_per_step" in r["metrics"]]
+    text = "\n".join(_bench_table(bench)[3:]).strip() if bench else "(not measured yet)"
+    if sequence:  # the LSTM and the Transformer in tokens/s, with how they were measured
+        text += "\n\n" + "\n".join(_sequence_bench_table(sequence)).strip()
+    return {"zoo-table": zoo_table(rows), "bench": text}
 
 
 def write() -> Path:
