@@ -329,12 +329,14 @@ def gradient_learner(
     l1: float = 0.0,
     l2: float = 0.0,
     loss_options: dict[str, Any] | None = None,
+    learner: type[GradientLearner] = GradientLearner,
 ) -> GradientLearner:
-    """A `GradientLearner` whose per-example loss is the Keras loss `loss` (with its
-    `loss_options`), fed the model's logits as `losses.for_classifier` describes.
-    `num_classes` (every builder's argument) is unused: the readout's width is the model's."""
+    """A `GradientLearner` (or subclass `learner`) whose per-example loss is the Keras loss
+    `loss` (with its `loss_options`), fed the model's logits as `losses.for_classifier`
+    describes. `num_classes` (every builder's argument) is unused: the readout's width is
+    the model's."""
     loss_fn = losses.for_classifier(loss, **(loss_options or {}))
-    return GradientLearner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
+    return learner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
 
 
 def generator_learner(
@@ -354,19 +356,8 @@ def generator_learner(
     )
 
 
-def translation_learner(
-    model: nn.Module,
-    *,
-    loss: str,
-    optimizer: optax.GradientTransformation,
-    num_classes: int | None = None,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    loss_options: dict[str, Any] | None = None,
-) -> TranslationLearner:
-    """A `TranslationLearner` whose per-token loss is the Keras `loss` on the logits."""
-    loss_fn = losses.for_classifier(loss, **(loss_options or {}))
-    return TranslationLearner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
+# Teacher-forced sequence to sequence: the gradient learner's builder with its own class.
+translation_learner = functools.partial(gradient_learner, learner=TranslationLearner)
 
 
 LEARNERS: dict[str, Callable[..., Any]] = {
