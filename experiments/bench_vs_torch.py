@@ -1,8 +1,9 @@
 """Train-step throughput: zoo_jax (`zoo-jax bench`) vs PyTorch eager on CPU.
 
-Same model, same optimizer, same batch, measured in the same process. The two are timed in
-alternating rounds, so load from other processes falls on both alike; the ratio of medians is
-what we report, never absolute times.
+Same model, same optimizer, same batch, measured in the same run: each framework in its own
+worker process (compiled and warmed up once), the two timed in alternating rounds, so load
+from other processes falls on both alike; the ratio of median step times is what we report,
+never absolute times.
 
 - The seed models (issue #2): MLP and CNN with Adam, the SimpleRNN with SGD, on 128 random
   MNIST-shaped examples; targets are minimum ratios.
@@ -12,7 +13,7 @@ what we report, never absolute times.
   date pairs, 11 target tokens each; Adam; vs `nn.Transformer`, which adds a final
   LayerNorm to its encoder and decoder stacks: 256 more parameters).
 
-    python -m experiments.bench_vs_torch [--rounds 5 --steps 20 --models mlp,char_rnn]
+    python -m experiments.bench_vs_torch [--rounds 10 --turn-s 1.5 --models mlp,char_rnn]
 
 Writes `experiments/results/bench/bench_vs_torch.json` (the seed models) and
 `bench/sequence_vs_torch.json` (the sequence models).
@@ -21,17 +22,21 @@ Writes `experiments/results/bench/bench_vs_torch.json` (the seed models) and
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from experiments import common
-from zoo_jax import cli
 
 TARGETS = {"mlp": 2.5, "rnn": 1.8, "cnn": 1.0}  # issue #2: minimum zoo_jax / torch ratios
 SEQUENCE = {"char_rnn": 32, "transformer": 64}  # batch size of each (examples per step)
+SETTLE = 3  # steps of each turn not counted (see `compare`)
 
 
 def sequence_batch(name: str, batch_size: int):
@@ -176,35 +181,105 @@ def time_torch(name: str, batch_size: int, steps: int, state: dict) -> list[floa
     return times
 
 
-def compare(name: str, batch_size: int, rounds: int, steps: int, torch_state: dict) -> dict:
-    """Medians of alternating zoo_jax / PyTorch rounds, as one result row."""
+def prepare_torch(name: str, batch_size: int) -> tuple[dict, Callable[[int], list[float]]]:
+    """The PyTorch twin of `zoo_jax.cli.prepare_bench`: facts, and `time_steps(n)`."""
     import torch
 
-    ours, theirs, compile_s = [], [], []
-    time_torch(name, batch_size, 3, torch_state)  # warm-up
-    for _ in range(rounds):
-        result = cli.bench(name, batch_size, steps)
-        ours.append(result["step_ms"] / 1e3)
-        compile_s.append(result["compile_s"])
-        theirs.append(statistics.median(time_torch(name, batch_size, steps, torch_state)))
-    jax_s, torch_s = statistics.median(ours), statistics.median(theirs)
+    torch.set_num_threads(os.cpu_count() or 1)
+    state = {}
+    time_torch(name, batch_size, 3, state)  # warm-up (allocator, first-call paths)
+    info = {
+        "params": sum(p.numel() for p in state[name][0].parameters()),
+        "threads": torch.get_num_threads(),
+        "version": torch.__version__,
+    }
+    return info, lambda n: time_torch(name, batch_size, n, state)
+
+
+def worker(framework: str, name: str, batch_size: int) -> None:
+    """Serve timing requests on stdin: print the facts as one JSON line, then for each line
+    `n` run n train steps and print their seconds as a JSON list. Idle between requests."""
+    if framework == "jax":
+        from zoo_jax import cli
+
+        info, time_steps = cli.prepare_bench(name, batch_size)
+        info.pop("traces")
+    else:
+        info, time_steps = prepare_torch(name, batch_size)
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        print(json.dumps(time_steps(int(line))), flush=True)
+
+
+class Worker:
+    def __init__(self, framework: str, name: str, batch_size: int):
+        argv = [sys.executable, "-m", "experiments.bench_vs_torch", "--worker", framework]
+        argv += ["--models", name, "--batch-size", str(batch_size)]
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)  # fmt: skip
+        self.info = self._reply()
+
+    def _reply(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {self.process.args[4]} worker died (exit {self.process.wait()})")
+        return json.loads(line)
+
+    def time_steps(self, n: int) -> list[float]:
+        self.process.stdin.write(f"{n}\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
+    """Median step times of zoo_jax and PyTorch, timed in alternating rounds, as a result row.
+
+    Each framework runs in its own worker process, compiled and warmed up once, and the two
+    take turns of about `turn_s` seconds each (at least 15 steps; who goes first
+    alternates), so a slow spell of the shared machine falls on both alike. The first
+    `SETTLE` steps of each turn are not counted: after the other's turn, threads and caches
+    wake up cold (2-3x slower steps in a trial). In one process, instead, the two runtimes'
+    thread pools competed and slowed both steps by 1.3-1.6x.
+    """
+    ours, theirs = Worker("jax", name, batch_size), Worker("torch", name, batch_size)
+    steps = {
+        w: max(15, math.ceil(turn_s / statistics.median(w.time_steps(5)))) for w in (ours, theirs)
+    }
+    jax_times, torch_times, by_round = [], [], []
+    for r in range(rounds):
+        turns = {}
+        for worker_, times in ((ours, jax_times), (theirs, torch_times))[:: 1 if r % 2 else -1]:
+            time.sleep(0.2)
+            turns[worker_] = worker_.time_steps(steps[worker_])[SETTLE:]
+            times += turns[worker_]
+        by_round.append(statistics.median(turns[theirs]) / statistics.median(turns[ours]))
+    for done in (ours, theirs):
+        done.close()
+    result, torch_info = ours.info, theirs.info
+    jax_s, torch_s = statistics.median(jax_times), statistics.median(torch_times)
     metrics = {
         "zoo_jax_step_ms": round(jax_s * 1e3, 2),
         "torch_step_ms": round(torch_s * 1e3, 2),
         "zoo_jax_images_per_s": round(batch_size / jax_s, 1),
         "torch_images_per_s": round(batch_size / torch_s, 1),
         "ratio": round(torch_s / jax_s, 3),
-        "compile_s": round(statistics.median(compile_s), 2),
+        "ratio_by_round": [round(x, 3) for x in by_round],
+        "compile_s": result["compile_s"],
+        "train_flops_per_step": result["train_flops"],
     }
     if name in SEQUENCE:
-        tokens = result["tokens_per_s"] * result["step_ms"] / 1e3  # target tokens per step
+        tokens = result["target_tokens"]
         metrics |= {
-            "tokens_per_step": round(tokens),
+            "tokens_per_step": tokens,
             "zoo_jax_tokens_per_s": round(tokens / jax_s, 1),
             "torch_tokens_per_s": round(tokens / torch_s, 1),
         }
-    print(f"{name}: zoo_jax {jax_s * 1e3:.2f} ms, torch {torch_s * 1e3:.2f} ms, "
-          f"ratio {metrics['ratio']:.2f}", flush=True)  # fmt: skip
+    print(f"{name}: zoo_jax {jax_s * 1e3:.2f} ms, torch {torch_s * 1e3:.2f} ms, ratio "
+          f"{metrics['ratio']:.2f} (rounds {min(by_round):.2f}-{max(by_round):.2f})", flush=True)  # fmt: skip
     return {
         "experiment": "bench_vs_torch",
         "row": name,
@@ -214,43 +289,44 @@ def compare(name: str, batch_size: int, rounds: int, steps: int, torch_state: di
             "batch_size": batch_size,
             "optimizer": result["optimizer"],
             "rounds": rounds,
-            "steps_per_round": steps,
+            "steps_per_turn": {"zoo_jax": steps[ours], "torch": steps[theirs]},
+            "settle_steps": SETTLE,
             "params": result["params"],
-            "torch_params": sum(p.numel() for p in torch_state[name][0].parameters()),
+            "torch_params": torch_info["params"],
         },
         "metrics": metrics,
         "reference": {
-            "source": f"PyTorch {torch.__version__} eager, same process",
+            "source": f"PyTorch {torch_info['version']} eager, {torch_info['threads']} threads, "
+            "own process, alternating rounds",
             "target_ratio": TARGETS.get(name),
         },
         "wall_s": None,
-        "device": common.device() + f", {os.cpu_count()} cores",
-        "versions": common.versions() | {"torch": torch.__version__},
+        "device": f"{result['backend']}:{result['device_kind']} x1, {os.cpu_count()} cores",
+        "versions": common.versions() | {"torch": torch_info["version"]},
         "git": common.git_commit(),
     }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--turn-s", type=float, default=1.5, help="seconds of steps per turn")
     parser.add_argument("--batch-size", type=int, default=128, help="of the seed models")
     parser.add_argument("--models", default=",".join([*TARGETS, *SEQUENCE]))
     parser.add_argument("--out", default=None, help="directory (default: results/bench)")
+    parser.add_argument("--worker", choices=("jax", "torch"), help="serve one model (internal)")
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(os.cpu_count() or 1)
+    if args.worker:
+        worker(args.worker, args.models, args.batch_size)
+        return 0
     out = Path(args.out) if args.out else common.RESULTS_DIR / "bench"
-    torch_state = {}
     models = args.models.split(",")
     for group, file in ((TARGETS, "bench_vs_torch.json"), (SEQUENCE, "sequence_vs_torch.json")):
         names = [m for m in models if m in group]
         rows = [
-            compare(name, SEQUENCE.get(name, args.batch_size), args.rounds, args.steps,
-                    torch_state)
+            compare(name, SEQUENCE.get(name, args.batch_size), args.rounds, args.turn_s)
             for name in names
-        ]  # fmt: skip
+        ]
         if rows:
             common.write_rows(out / file, rows)
     return 0

@@ -142,3 +142,33 @@ def test_seq2seq_quick_decodes_both_splits(tmp_path, monkeypatch):
         assert 0 <= m["test_exact"] <= 1 and 0 <= m["long_exact"] <= 1
         assert set(m["long_exact_by_format"]) <= set(text.DATE_FORMATS)
     assert "| global | seq2seq | general |" in report.render(list(rows.values()))
+
+
+def test_seed_spread_quick_trains_the_same_network_in_both_frameworks(tmp_path, monkeypatch):
+    from experiments import seed_spread
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert seed_spread.main(["--quick", "--seeds", "1"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "seed_spread")}
+    assert sorted(rows) == ["keras_seed0", "zoo_jax_seed0"]
+    # the seed's listing: 784·256 + 256 + 256·256 + 256 + 256·10 + 10, counted by each framework
+    assert {r["config"]["params"] for r in rows.values()} == {269_322}
+    assert rows["keras_seed0"]["versions"]["keras"].startswith("3.")
+    for r in rows.values():  # one epoch on 2,048 images already learns something
+        assert 0.5 < r["metrics"]["test_accuracy"] <= 1
+    stats = seed_spread.summarize(list(rows.values()))
+    assert stats["keras"]["n"] == 1 and stats["keras"]["std"] == 0.0
+    assert "| keras | 1 |" in report.render(list(rows.values()))
+
+
+def test_bench_vs_torch_times_both_workers_in_turns():
+    from experiments import bench_vs_torch
+
+    row = bench_vs_torch.compare("mlp", 32, rounds=2, turn_s=0.01)
+    cfg, m = row["config"], row["metrics"]
+    assert cfg["params"] == cfg["torch_params"] == 269_322  # the same network on both sides
+    assert cfg["steps_per_turn"] == {"zoo_jax": 15, "torch": 15}  # the floor of a short turn
+    assert len(m["ratio_by_round"]) == 2 and m["zoo_jax_step_ms"] > 0 and m["torch_step_ms"] > 0
+    # the ratio is of the medians (the step times are rounded to 0.01 ms)
+    assert abs(m["ratio"] - m["torch_step_ms"] / m["zoo_jax_step_ms"]) < 0.02 * m["ratio"]
+    assert row["reference"]["target_ratio"] == 2.5 and "own process" in row["reference"]["source"]

@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 import jax
@@ -216,19 +217,19 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(evaluate_run(args.run_dir, args.data_dir)))
 
 
-def bench(
+def prepare_bench(
     model: str,
     batch_size: int = 128,
-    steps: int = 50,
     optimizer: str | None = None,
     overrides: dict | None = None,
-) -> dict:
-    """Time the compiled train step of `model` on random data: median ms / step, images/s."""
+) -> tuple[dict, Callable[[int], list[float]]]:
+    """Compile the train step of `model` on one batch (random data, or the real first batch
+    of a token dataset) and run it once. Returns what is known before timing (params,
+    compile seconds, XLA's FLOPs) and `time_steps(n)`, which runs n more steps on the same
+    batch and returns each step's seconds, the state carried from call to call."""
     cfg = RunConfig(
         model=model, optimizer=optimizer, batch_size=batch_size, model_overrides=overrides or {}
     ).resolved()
-    if steps < 3:
-        raise ZooError("--steps must be >= 3")
     _, input_shape, num_classes = registry.training_spec(model, cfg.model_overrides)
     rng = np.random.default_rng(0)
     tokens = datasets.is_tokens(cfg.dataset)
@@ -245,7 +246,7 @@ def bench(
     state = learner.init(jax.random.PRNGKey(0), batch)
     num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
     state = compiled.put_state(state)
-    batch = compiled.put_batch(batch)
+    labels, batch = batch["labels"], compiled.put_batch(batch)
     t = time.perf_counter()
     state, metrics = compiled.train(state, batch)
     jax.block_until_ready(metrics)
@@ -254,30 +255,66 @@ def bench(
     # gives it without a second compile. The eval step is the forward pass plus the loss.
     train_flops = _flops(compiled.train, state, batch)
     forward_flops = _flops(compiled.evaluate, state, batch | {"weight": np.ones(batch_size)})
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        state, metrics = compiled.train(state, batch)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - t)
-    step_s = statistics.median(times)
-    return {
+    carried = {"state": state}
+
+    def time_steps(n: int) -> list[float]:
+        state, times = carried["state"], []
+        for _ in range(n):
+            t = time.perf_counter()
+            state, metrics = compiled.train(state, batch)
+            jax.block_until_ready(metrics)
+            times.append(time.perf_counter() - t)
+        carried["state"] = state
+        if compiled.traces["train"] != 1:
+            raise ZooError(f"the train step of {model} recompiled while timed")
+        return times
+
+    info = {
         "model": model,
         "optimizer": cfg.optimizer,
         "batch_size": batch_size,
         "params": num_params,
+        # target tokens per step: a language model's or translation's unit of throughput
+        "target_tokens": _target_tokens(cfg, labels) if tokens else None,
+        "compile_s": round(compile_s, 3),
+        "train_flops": train_flops,
+        "forward_flops": forward_flops,
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "traces": compiled.traces,  # live: how often each step was traced (compiled) so far
+    }
+    return info, time_steps
+
+
+def bench(
+    model: str,
+    batch_size: int = 128,
+    steps: int = 50,
+    optimizer: str | None = None,
+    overrides: dict | None = None,
+) -> dict:
+    """Time the compiled train step of `model` on random data: median ms / step, images/s."""
+    if steps < 3:
+        raise ZooError("--steps must be >= 3")
+    info, time_steps = prepare_bench(model, batch_size, optimizer, overrides)
+    step_s = statistics.median(time_steps(steps))
+    train_flops, tokens = info.pop("train_flops"), info.pop("target_tokens")
+    return {
+        "model": model,
+        "optimizer": info["optimizer"],
+        "batch_size": batch_size,
+        "params": info["params"],
         "steps": steps,
         "step_ms": round(step_s * 1e3, 3),
         "images_per_s": round(batch_size / step_s, 1),  # examples (sequences) per second
-        # target tokens per second: a language model's or translation's throughput
-        "tokens_per_s": round(_target_tokens(cfg, batch["labels"]) / step_s, 1) if tokens else None,
-        "compile_s": round(compile_s, 3),
-        "forward_flops_per_image": _per_image(forward_flops, batch_size),
+        "tokens_per_s": round(tokens / step_s, 1) if tokens else None,
+        "compile_s": info["compile_s"],
+        "forward_flops_per_image": _per_image(info["forward_flops"], batch_size),
         "train_flops_per_image": _per_image(train_flops, batch_size),
         "train_tflops_per_s": train_flops and round(train_flops / step_s / 1e12, 4),
-        "backend": jax.default_backend(),
-        "device_kind": jax.devices()[0].device_kind,
-        "train_step_compiles": compiled.traces["train"],
+        "backend": info["backend"],
+        "device_kind": info["device_kind"],
+        "train_step_compiles": info["traces"]["train"],
     }
 
 
