@@ -212,6 +212,8 @@ def worker(framework: str, name: str, batch_size: int) -> None:
 
 
 class Worker:
+    """A `worker` process of one framework, driven over its stdin / stdout."""
+
     def __init__(self, framework: str, name: str, batch_size: int):
         argv = [sys.executable, "-m", "experiments.bench_vs_torch", "--worker", framework]
         argv += ["--models", name, "--batch-size", str(batch_size)]
