@@ -23,6 +23,8 @@ from zoo_jax.models import cells
 def _step(cell, carry, inputs, constants, zero_output_for_mask):
     x, keep = inputs
     new_carry, y = cell(carry, x) if constants is None else cell(carry, x, constants)
+    if keep is None:  # no mask: every step counts, and the loop body stays free of selects
+        return new_carry, y
     # A masked step (keep False) leaves the state as it was and outputs the previous output,
     # which, as Keras assumes, is the carry's last part (h; Jordan's y), or zeros.
     where = lambda n, o: jnp.where(keep.reshape(-1, *[1] * (n.ndim - 1)), n, o)
@@ -55,11 +57,12 @@ class Recurrent(nn.Module):
         if x.ndim < 3:
             raise ZooError(f"a recurrent layer takes (batch, time, features), got shape {x.shape}")
         batch, steps = x.shape[:2]
-        keep = jnp.ones((batch, steps), bool) if mask is None else jnp.asarray(mask, bool)
-        if keep.shape != (batch, steps):
+        keep = None if mask is None else jnp.asarray(mask, bool)
+        if keep is not None and keep.shape != (batch, steps):
             raise ZooError(f"mask must be (batch, time) = {(batch, steps)}, got {keep.shape}")
         if self.go_backwards:
-            x, keep = x[:, ::-1], keep[:, ::-1]
+            x = x[:, ::-1]
+            keep = None if keep is None else keep[:, ::-1]
         carry = initial_state
         if carry is None:
             carry = self.cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)
