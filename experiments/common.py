@@ -67,6 +67,7 @@ def result_row(experiment: str, row: str, summary: dict, reference: dict, notes:
                 "optimizer_options",
                 "schedule",
                 "schedule_options",
+                "augment",
             )
             if k in cfg
         }

@@ -57,8 +57,12 @@ def target(model: str, dataset: str) -> float:
     return LENET_FASHION_TARGET if lenet else TARGETS[dataset]
 
 
-def row_id(model: str, dataset: str, width: float) -> str:
-    return f"{model}_{dataset}" + ("" if width == 1 else f"_w{width:g}")
+def row_id(model: str, dataset: str, width: float, augment: str | None = None) -> str:
+    return (
+        f"{model}_{dataset}"
+        + ("" if width == 1 else f"_w{width:g}")
+        + (f"_{augment}" if augment else "")
+    )
 
 
 def run_row(
@@ -69,6 +73,7 @@ def run_row(
     data_dir,
     epochs: int | None = None,
     train_limit: int | None = None,
+    augment: str | None = None,
 ) -> dict:
     overrides = {} if width == 1 or model in ("lenet5", "lenet5_keras", "dcn") else {"width": width}
     card = registry.get_card(model)
@@ -83,6 +88,7 @@ def run_row(
         schedule=None if os.environ.get("CONV_ZOO_CONSTANT_LR") else "cosine_decay",
         epochs=1 if quick else epochs,
         model_overrides=overrides,
+        augment=augment,
         train_limit=512 if quick else train_limit,
         test_limit=500 if quick else None,
         data_dir=data_dir,
@@ -97,9 +103,12 @@ def run_row(
         notes += f"; {epochs} epoch{'s' * (epochs != 1)} instead of the card's {card.epochs}"
     if train_limit and not quick:
         notes += f"; the first {train_limit:,} training images only"
+    if augment:
+        notes += f"; training images distorted ({augment}, `zoo_jax.data.augment`)"
     if short:
         notes += f"; BatchNorm momentum 0.9, not Keras's 0.99 ({steps} steps are too few for it)"
-    result = common.result_row("conv_zoo", row_id(model, dataset, width), summary, reference, notes)
+    row = row_id(model, dataset, width, augment)
+    result = common.result_row("conv_zoo", row, summary, reference, notes)
     result["config"]["model_overrides"] = spec
     result["history"] = [
         {k: e[k] for k in ("epoch", "train_loss", "test_accuracy")} for e in summary["history"]
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="instead of the card's (said in the notes)")
     parser.add_argument("--train-limit", type=int, help="first N training images (in the notes)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--augment", help="training-time augmentation (in the row id and notes)")
     parser.add_argument("--force", action="store_true", help="re-run rows that have results")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
@@ -125,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in models:
         registry.get_card(name)  # unknown names fail before anything trains
     out_dir = common.RESULTS_DIR / "quick" / "conv_zoo" if args.quick else OUT
-    plan = [(row_id(m, d, args.width), m, d) for m in models for d in args.datasets.split(",")]
+    datasets = args.datasets.split(",")
+    plan = [(row_id(m, d, args.width, args.augment), m, d) for m in models for d in datasets]
     run = lambda m, d: run_row(
-        m, d, args.width, args.quick, args.data_dir, args.epochs, args.train_limit
+        m, d, args.width, args.quick, args.data_dir, args.epochs, args.train_limit, args.augment
     )
     common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not (args.no_report or args.quick):

@@ -161,6 +161,8 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "mlp", "--schedule", "cosine"], "did you mean 'cosine_decay'"),
         (["train", "--model", "mlp", "--max-norm", "-1"], "max_norm must be a finite number"),
         (["train", "--model", "mlp", "--optimizer", "adam", "--opt", "beta_1=1"], "[0, 1)"),
+        (["train", "--model", "lenet5", "--augment", "afine"], "did you mean 'affine'"),
+        (["train", "--model", "char_rnn", "--augment", "affine"], "image classifiers"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

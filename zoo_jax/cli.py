@@ -183,6 +183,7 @@ def _run_config(args):
             k: list(v) if isinstance(v, tuple) else v for k, v in schedule_options.items()
         },
         model_overrides=overrides,
+        augment=args.augment,
         devices=args.devices,
         parallel=args.parallel,
         nan_policy=args.nan_policy,
@@ -382,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clipnorm", type=float, help="clip each gradient tensor to this L2 norm")
     p.add_argument("--schedule", help="learning-rate schedule (zoo-jax list --schedules)")
     p.add_argument("--schedule-opt", action="append", metavar="KEY=JSON", help="schedule option")
+    p.add_argument("--augment", help="training-time augmentation: affine (LeCun et al. 1998)")
     p.add_argument(
         "--devices", type=int, help="number of devices (default: 1, or all with --parallel)"
     )

@@ -108,6 +108,8 @@ class GradientLearner:
     that returns `(logits, *aux_logits)` in training adds `AUX_WEIGHT` × each auxiliary loss;
     the reported loss and accuracy are the main head's. Skipping in
     the graph (rather than testing on the host) keeps the step free of host round-trips.
+    `augment` (`zoo_jax.data.augment`), when set, transforms the training inputs inside the
+    step with a key of its own; evaluation sees the inputs as they are.
     """
 
     model: nn.Module
@@ -115,6 +117,7 @@ class GradientLearner:
     optimizer: optax.GradientTransformation
     l1: float = 0.0
     l2: float = 0.0
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
         params_rng, run_rng = jax.random.split(rng)
@@ -145,6 +148,9 @@ class GradientLearner:
     def update(self, state, batch, rng, *, axis_name=None):
         if axis_name is not None:  # a different dropout mask on every device
             rng = jax.random.fold_in(rng, lax.axis_index(axis_name))
+        if self.augment is not None:
+            rng, augment_rng = jax.random.split(rng)
+            batch = batch | {"inputs": self.augment(augment_rng, batch["inputs"])}
 
         def objective(params):
             logits, targets, model_state = self._forward(
@@ -329,14 +335,15 @@ def gradient_learner(
     l1: float = 0.0,
     l2: float = 0.0,
     loss_options: dict[str, Any] | None = None,
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
     learner: type[GradientLearner] = GradientLearner,
 ) -> GradientLearner:
     """A `GradientLearner` (or subclass `learner`) whose per-example loss is the Keras loss
     `loss` (with its `loss_options`), fed the model's logits as `losses.for_classifier`
-    describes. `num_classes` (every builder's argument) is unused: the readout's width is
-    the model's."""
+    describes, its training inputs transformed by `augment` when given. `num_classes`
+    (every builder's argument) is unused: the readout's width is the model's."""
     loss_fn = losses.for_classifier(loss, **(loss_options or {}))
-    return learner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2)
+    return learner(model=model, loss=loss_fn, optimizer=optimizer, l1=l1, l2=l2, augment=augment)
 
 
 def generator_learner(

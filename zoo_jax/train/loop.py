@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from zoo_jax import losses, optim, registry
-from zoo_jax.data import datasets, pipeline
+from zoo_jax.data import augment, datasets, pipeline
 from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
 from zoo_jax.learners import LEARNERS
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
@@ -59,6 +59,7 @@ class RunConfig:
     schedule: str | None = None
     schedule_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    augment: str | None = None  # a name of `zoo_jax.data.augment.AUGMENTATIONS` (training only)
     devices: int | None = None
     parallel: str = "none"
     nan_policy: str = "stop"
@@ -101,6 +102,10 @@ class RunConfig:
         ):
             wanted = "token" if card.input_kind == "tokens" else "image"
             raise InputError(f"{self.model} reads {wanted} datasets, not {self.dataset!r}")
+        if self.augment is not None:
+            augment.get(self.augment)  # the name
+            if card.learner != "gradient" or card.input_kind != "images":
+                raise ZooError(f"--augment works on image classifiers, not on {self.model}")
         generator = card.learner == "generator"
         (losses.for_images if generator else losses.for_classifier)(self.loss, **self.loss_options)
         if "learning_rate" in self.optimizer_options:
@@ -124,7 +129,7 @@ class RunConfig:
         )
         identity = {k: getattr(self, k) for k in keys}
         # Optimizer extras count only when set, so runs saved before they existed resume.
-        for key in ("loss_options", "optimizer_options", "schedule", "schedule_options"):
+        for key in ("loss_options", "optimizer_options", "schedule", "schedule_options", "augment"):
             if getattr(self, key):
                 identity[key] = getattr(self, key)
         return json.loads(json.dumps(identity))
@@ -147,6 +152,7 @@ def build_learner(cfg: RunConfig, total_steps: int | None = None):
     overrides, _, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
     model = registry.get_model(cfg.model, **overrides)
     tx = build_optimizer(cfg, total_steps)
+    extra = {"augment": augment.get(cfg.augment)} if cfg.augment else {}
     return LEARNERS[card.learner](
         model,
         loss=cfg.loss,
@@ -155,6 +161,7 @@ def build_learner(cfg: RunConfig, total_steps: int | None = None):
         l1=cfg.l1,
         l2=cfg.l2,
         loss_options=cfg.loss_options,
+        **extra,
     )
 
 
