@@ -172,3 +172,15 @@ def test_bench_vs_torch_times_both_workers_in_turns():
     # the ratio is of the medians (the step times are rounded to 0.01 ms)
     assert abs(m["ratio"] - m["torch_step_ms"] / m["zoo_jax_step_ms"]) < 0.02 * m["ratio"]
     assert row["reference"]["target_ratio"] == 2.5 and "own process" in row["reference"]["source"]
+
+
+def test_conv_zoo_quick_with_augmentation(tmp_path, monkeypatch):
+    from experiments import conv_zoo
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    argv = ["--quick", "--models", "lenet5", "--datasets", "mnist", "--augment", "affine"]
+    assert conv_zoo.main(argv) == 0
+    (row,) = common.read_rows(tmp_path / "quick" / "conv_zoo")
+    assert row["row"] == "lenet5_mnist_affine" and row["config"]["augment"] == "affine"
+    assert row["config"]["params"] == 60_000 and "distorted (affine" in row["notes"]
+    assert "| lenet5 + affine | 1 | 60,000 |" in report.render([row])
