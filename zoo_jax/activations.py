@@ -29,6 +29,9 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softplus": jax.nn.softplus,
     "softmax": jax.nn.softmax,
 }
+# Element-wise and non-decreasing: a max-pool commutes with these (max f(x) = f(max x)), so a
+# model may pool before it activates, on a quarter of the values (`DeepConvNet` does).
+NON_DECREASING = frozenset(ACTIVATIONS) - {"softmax"}
 LEARNABLE = ("prelu", "maxout")  # modules in zoo_jax.models.layers
 NAMES = (*ACTIVATIONS, *LEARNABLE)
 

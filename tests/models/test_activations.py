@@ -109,3 +109,18 @@ def test_cnn_with_prelu_has_one_slope_per_channel():
     slopes = [v for k, v in variables["params"].items() if k.startswith("PReLU")]
     assert [s["alpha"].shape for s in slopes] == [(64,)] * 3
     assert isinstance(cnn, nn.Module)
+
+
+def test_non_decreasing_activations_commute_with_max_pooling():
+    """What lets `DeepConvNet` pool before it activates: f(max x) = max f(x) for every
+    activation listed as non-decreasing (checked on a sorted grid, to float32 rounding: XLA's
+    tanh steps back by one ulp near ±1), and not for softmax."""
+    grid = jnp.linspace(-6.0, 6.0, 2001)
+    x = jnp.asarray(rng.normal(size=(2, 6, 6, 3)) * 3, jnp.float32)
+    for name in activations.NON_DECREASING:
+        f = activations.get(name)
+        assert bool(jnp.all(jnp.diff(f(grid)) >= -1e-7)), name
+        np.testing.assert_allclose(layers.max_pool(f(x)), f(layers.max_pool(x)), rtol=1e-6)
+    assert "softmax" not in activations.NON_DECREASING
+    softmax = activations.get("softmax")
+    assert not np.allclose(layers.max_pool(softmax(x)), softmax(layers.max_pool(x)))

@@ -66,20 +66,23 @@ def test_mlp_linear_activation_is_linear():
     )
 
 
-def test_seed_cnn_matches_pytorch_forward():
-    """The CNN (im2col convolutions, reshape pooling) against torch.nn with the same weights."""
+def test_seed_cnn_matches_pytorch_forward_and_gradients():
+    """The CNN (im2col convolutions, reshape pooling, pooled before the ReLU) against torch.nn
+    (ReLU, then pool) with the same weights: logits and every parameter's gradient."""
     torch = pytest.importorskip("torch")
     model = zoo_jax.get_model("cnn")
-    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 28, 28, 1), dtype=np.float32)
+    cotangent = rng.normal(size=(3, 10)).astype(np.float32)
     params = model.init(jax.random.PRNGKey(0), x)["params"]
     ours = np.asarray(model.apply({"params": params}, x))
+    grads = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x) * cotangent))(params)
 
     net, _, _ = torch_model("cnn")  # the PyTorch peer of the speed benchmark
     net.eval()  # dropout off
+    convs = dict(zip(["Conv2D_0", "Conv2D_1", "Conv2D_2"], [net[0], net[3], net[6]], strict=True))
     with torch.no_grad():
-        for layer, name in zip(
-            [net[0], net[3], net[6]], ["Conv2D_0", "Conv2D_1", "Conv2D_2"], strict=True
-        ):
+        for name, layer in convs.items():
             layer.weight.copy_(
                 torch.from_numpy(np.asarray(params[name]["kernel"]).transpose(3, 2, 0, 1).copy())
             )
@@ -88,5 +91,16 @@ def test_seed_cnn_matches_pytorch_forward():
         kernel = np.asarray(params["Dense_0"]["kernel"]).reshape(3, 3, 64, 10).transpose(2, 0, 1, 3)
         net[10].weight.copy_(torch.from_numpy(kernel.reshape(576, 10).T.copy()))
         net[10].bias.copy_(torch.from_numpy(np.array(params["Dense_0"]["bias"])))
-        theirs = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    logits = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+    (logits * torch.from_numpy(cotangent)).sum().backward()
+    np.testing.assert_allclose(ours, logits.detach().numpy(), rtol=1e-4, atol=1e-5)
+    for name, layer in convs.items():
+        their_kernel = layer.weight.grad.numpy().transpose(2, 3, 1, 0)
+        np.testing.assert_allclose(grads[name]["kernel"], their_kernel, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            grads[name]["bias"], layer.bias.grad.numpy(), rtol=1e-4, atol=1e-5
+        )
+    their_dense = net[10].weight.grad.numpy().T.reshape(64, 3, 3, 10).transpose(1, 2, 0, 3)
+    np.testing.assert_allclose(
+        grads["Dense_0"]["kernel"], their_dense.reshape(576, 10), rtol=1e-4, atol=1e-5
+    )
