@@ -7,7 +7,8 @@
 Each architecture takes 28×28 images through the card's small-image configuration
 (`registry.training_spec`: 3×3 / stride-1 stems, no early pooling; LeNet-5 and VGG get the
 images zero-padded to 32×32). Adam, batch 128, the card's epochs; networks without batch
-norm train at lr 1e-4, the others at Adam's 1e-3 (`LEARNING_RATE`). The width multiplier
+norm (but LeNet-5, the DCN and the paper's GoogLeNet) train at lr 1e-4, the others at
+Adam's 1e-3 (`LEARNING_RATE`). The width multiplier
 (`--width`) scales every convolution and is written into each result file, with the device.
 Targets (issue #4): MNIST ≥ 99.2 % for every architecture; Fashion-MNIST ≥ 91 %
 (LeNet-5 ≥ 89 %). Fashion-MNIST's benchmark README publishes figures for some families,
@@ -36,7 +37,10 @@ MODELS = (
 )  # fmt: skip
 NO_BATCH_NORM = {"lenet5", "lenet5_keras", "dcn", "alexnet", "alexnet_caffe", "zfnet",
                  "vgg11", "vgg13", "vgg16", "vgg19", "googlenet_paper"}  # fmt: skip
-LEARNING_RATE = {n: 1e-4 for n in NO_BATCH_NORM if n not in ("lenet5", "lenet5_keras", "dcn")}
+# lr 1e-4 for the deep plain stacks; GoogLeNet (paper) learns at 1e-3: its reduced CPU run
+# (w 0.125, 93 steps) reached 15.8 % MNIST test accuracy at 1e-4 and 43.8 % at 1e-3.
+ADAM_DEFAULT = ("lenet5", "lenet5_keras", "dcn", "googlenet_paper")
+LEARNING_RATE = {n: 1e-4 for n in NO_BATCH_NORM if n not in ADAM_DEFAULT}
 # Fashion-MNIST's benchmark (github.com/zalandoresearch/fashion-mnist, README "Benchmark"):
 # the published figure for the family, in %.
 FASHION_BENCHMARK = {
