@@ -136,6 +136,15 @@ def test_lenet5_c3_connection_table():
     assert _count({k: v for k, v in params.items() if k.startswith("Subsampling")}) == 12 + 32
 
 
+def test_lenet5_paper_input_scale_maps_background_and_ink():
+    x = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 1))
+    params = convolutional.LeNet5().init(jax.random.PRNGKey(1), x)
+    scaled = convolutional.LeNet5().apply(params, x)
+    # Section II-A: background (0) -> -0.1, ink (1) -> 1.175
+    unscaled = convolutional.LeNet5(paper_input_scale=False).apply(params, x * 1.275 - 0.1)
+    np.testing.assert_allclose(np.asarray(scaled), np.asarray(unscaled), rtol=1e-6)
+
+
 @pytest.mark.parametrize("name", CONV_ZOO)
 def test_small_configuration_forward(name):
     """Every conv-zoo card at the training configuration, reduced width."""
@@ -221,3 +230,38 @@ def test_separable_conv_equals_keras():
     params = {"depthwise": depthwise.transpose(0, 1, 3, 2), "pointwise": pointwise}
     ours = layers.SeparableConv2D(6).apply({"params": params}, jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kind", "version"), [("basic", "1.5"), ("bottleneck", "1.5"), ("bottleneck", "1")]
+)
+def test_zero_init_residual_blocks_start_as_their_shortcut(kind, version):
+    planes = 4
+    x = jax.nn.relu(
+        jax.random.normal(
+            jax.random.PRNGKey(0), (2, 6, 6, planes * (4 if kind == "bottleneck" else 1))
+        )
+    )
+    block = convolutional.ResidualBlock(planes, 1, kind, version, zero_init_residual=True)
+    variables = block.init(jax.random.PRNGKey(1), x, train=False)
+    out, _ = block.apply(variables, x, train=True, mutable=["batch_stats"])
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(x))  # relu(0 + x) = x
+    plain = convolutional.ResidualBlock(planes, 1, kind, version)
+    out, _ = plain.apply(
+        plain.init(jax.random.PRNGKey(1), x, train=False), x, train=True, mutable=["batch_stats"]
+    )
+    assert not np.allclose(np.asarray(out), np.asarray(x))
+
+
+def test_zero_init_residual_reaches_every_block():
+    model = registry.get_model(
+        "resnet50", width=0.125, small=True, num_classes=10, zero_init_residual=True
+    )
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    scales = [
+        v
+        for path, v in jax.tree_util.tree_leaves_with_path(params)
+        if "scale" in jax.tree_util.keystr(path)
+    ]
+    zeros = sum(not np.any(np.asarray(s)) for s in scales)
+    assert zeros == sum(convolutional.RESNET_DEPTHS[50][1]) == 16  # one per block

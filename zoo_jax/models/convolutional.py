@@ -184,14 +184,20 @@ class LeNet5(nn.Module):
     the paper draws each code as a 7×12 bitmap of the character, which it does not print,
     so ours are fixed random ±1 vectors (seed 0). `output="softmax"` puts a trainable Dense
     readout there instead (+850 parameters), the usual modern reading.
+    Inputs in [0, 1] (0 = background) are mapped linearly onto the paper's [−0.1, 1.175]
+    (Section II-A: "mean input roughly 0, variance roughly 1");
+    `paper_input_scale=False` feeds them as they come.
     """
 
     num_classes: int = 10
     output: str = "rbf"
+    paper_input_scale: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         conv = lambda n, **kw: layers.Conv2D(n, (5, 5), padding="VALID", **kw)
+        if self.paper_input_scale:
+            x = x * 1.275 - 0.1
         x = Subsampling()(_lecun_tanh(conv(6)(x)))  # C1, S2
         rows = [r for table in LENET_C3_TABLE for r in table]
         cols = [c for c, table in enumerate(LENET_C3_TABLE) for _ in table]
@@ -470,7 +476,8 @@ class ResidualBlock(nn.Module):
     BN eps 1e-5. `version="1"` (the paper; Keras `ResNet50`): the stride sits on the first 1×1,
     convolutions have biases, BN eps 1.001e-5. `groups` / `base_width` make it ResNeXt's
     block (Xie et al. 2017): the 3×3 is a grouped convolution of width
-    int(planes · base_width / 64) · groups.
+    int(planes · base_width / 64) · groups. `zero_init_residual`: the last BN's scale starts
+    at 0, so the block starts as its shortcut (torchvision's `zero_init_residual`).
     """
 
     planes: int
@@ -480,6 +487,7 @@ class ResidualBlock(nn.Module):
     groups: int = 1
     base_width: int = 64
     bn_momentum: float = 0.99  # version "1" (Keras's BatchNorm); torchvision's is fixed
+    zero_init_residual: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -487,23 +495,25 @@ class ResidualBlock(nn.Module):
         eps = 1.001e-5 if keras else 1e-5
         out_planes = self.planes * (4 if self.kind == "bottleneck" else 1)
 
-        def unit(features, kernel, stride=1, padding=0, groups=1, relu=True):
+        def unit(features, kernel, stride=1, padding=0, groups=1, relu=True, zero=False):
             if not keras:
-                return layers.ConvBN(features, kernel, stride, padding, groups, relu, eps)
-            return _KerasConvBN(features, kernel, stride, padding, relu, self.bn_momentum)
+                return layers.ConvBN(
+                    features, kernel, stride, padding, groups, relu, eps, zero_init_scale=zero
+                )
+            return _KerasConvBN(features, kernel, stride, padding, relu, self.bn_momentum, zero)
 
         shortcut = x
         if self.stride != 1 or x.shape[-1] != out_planes:
             shortcut = unit(out_planes, 1, self.stride, relu=False)(x, train=train)
         if self.kind == "basic":
             y = unit(self.planes, 3, self.stride, 1)(x, train=train)
-            y = unit(self.planes, 3, 1, 1, relu=False)(y, train=train)
+            y = unit(self.planes, 3, 1, 1, relu=False, zero=self.zero_init_residual)(y, train=train)
         else:
             width = int(self.planes * self.base_width / 64) * self.groups
             first, middle = (self.stride, 1) if keras else (1, self.stride)
             y = unit(width, 1, first)(x, train=train)
             y = unit(width, 3, middle, 1, self.groups)(y, train=train)
-            y = unit(out_planes, 1, relu=False)(y, train=train)
+            y = unit(out_planes, 1, relu=False, zero=self.zero_init_residual)(y, train=train)
         return nn.relu(y + shortcut)
 
 
@@ -516,13 +526,19 @@ class _KerasConvBN(nn.Module):
     padding: int = 0
     relu: bool = True
     bn_momentum: float = 0.99
+    zero_init_scale: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         k, s = (self.kernel, self.kernel), (self.stride, self.stride)
         x = layers.Conv2D(self.features, k, s, layers.pads(self.padding))(x)
         bn = nn.BatchNorm(
-            use_running_average=not train, momentum=self.bn_momentum, epsilon=1.001e-5
+            use_running_average=not train,
+            momentum=self.bn_momentum,
+            epsilon=1.001e-5,
+            scale_init=nn.initializers.zeros_init()
+            if self.zero_init_scale
+            else nn.initializers.ones,
         )
         x = bn(x)
         return nn.relu(x) if self.relu else x
@@ -538,6 +554,9 @@ class ResNet(nn.Module):
     keras.applications' `ResNet50`. Stem: 7×7/2 convolution, 3×3/2 max-pool (ImageNet) or
     one 3×3/1 convolution and no pool (`small=True`, for 28×28 images, as the paper's
     CIFAR networks). `width` scales every stage (1.0 = 64, 128, 256, 512).
+    `zero_init_residual=True` starts every residual branch's last BN scale at 0 (Goyal et al.
+    2017, arXiv:1706.02677; torchvision's flag of that name, off by default as there), so
+    the network starts as its shortcut path: deep networks train faster early on.
     """
 
     depth: int = 50
@@ -548,6 +567,7 @@ class ResNet(nn.Module):
     small: bool = False
     width: float = 1.0
     bn_momentum: float = 0.99  # version "1" (Keras's BatchNorm) only
+    zero_init_residual: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -575,6 +595,7 @@ class ResNet(nn.Module):
                     self.groups,
                     self.base_width,
                     self.bn_momentum,
+                    self.zero_init_residual,
                 )(x, train=train)
         return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
 
