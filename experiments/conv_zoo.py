@@ -93,11 +93,18 @@ def run_row(
     overrides = {} if width == 1 or model in ("lenet5", "lenet5_keras", "dcn") else {"width": width}
     card = registry.get_card(model)
     steps = (train_limit or 60_000) // card.batch_size * (epochs or card.epochs)
-    short = steps < SHORT_RUN_STEPS and not quick
-    if short and model in KERAS_BN:
-        overrides["bn_momentum"] = 0.9
-    if short and model in ZERO_INIT_RESIDUAL:
-        overrides["zero_init_residual"] = True
+    short_run_notes = []  # the short-run recipe, said in the notes
+    if steps < SHORT_RUN_STEPS and not quick:
+        if model in KERAS_BN:
+            overrides["bn_momentum"] = 0.9
+            short_run_notes.append(
+                f"BatchNorm momentum 0.9, not Keras's 0.99 ({steps} steps are too few for it)"
+            )
+        if model in ZERO_INIT_RESIDUAL:
+            overrides["zero_init_residual"] = True
+            short_run_notes.append(
+                "residual branches' last BN scale starts at 0 (`zero_init_residual`)"
+            )
     cfg = RunConfig(
         model=model,
         dataset=dataset,
@@ -122,10 +129,7 @@ def run_row(
         notes += f"; the first {train_limit:,} training images only"
     if augment:
         notes += f"; training images distorted ({augment}, `zoo_jax.data.augment`)"
-    if short and model in KERAS_BN:
-        notes += f"; BatchNorm momentum 0.9, not Keras's 0.99 ({steps} steps are too few for it)"
-    if short and model in ZERO_INIT_RESIDUAL:
-        notes += "; residual branches' last BN scale starts at 0 (`zero_init_residual`)"
+    notes += "".join(f"; {note}" for note in short_run_notes)
     row = row_id(model, dataset, width, augment)
     result = common.result_row("conv_zoo", row, summary, reference, notes)
     result["config"]["model_overrides"] = spec
