@@ -125,7 +125,7 @@ def run_row(
     notes = f"input {'x'.join(map(str, input_shape))}, width x{spec.get('width', 1):g}"
     if epochs and not quick:
         notes += f"; {epochs} epoch{'s' * (epochs != 1)} instead of the card's {card.epochs}"
-    if train_limit and not quick:
+    if train_limit and train_limit < 60_000 and not quick:  # both training sets hold 60,000
         notes += f"; the first {train_limit:,} training images only"
     if augment:
         notes += f"; training images distorted ({augment}, `zoo_jax.data.augment`)"

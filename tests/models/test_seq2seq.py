@@ -50,22 +50,17 @@ def test_beam_search_finds_the_most_probable_sequence():
     best = model.apply(params, SOURCE, steps, beam=25, length_norm=False,
                        method=Seq2Seq.beam_search)  # fmt: skip
 
-    def log_prob(row, seq):
-        forced = np.array([[1, *seq[:-1]]], np.int32)
-        logp = jax.nn.log_softmax(model.apply(params, SOURCE[row : row + 1], forced))[0]
-        total = 0.0
-        for t, tok in enumerate(seq):
-            total += float(logp[t, tok])
-            if tok == 2:
-                break
-        return total
-
-    for row in range(2):
-        sequences = [s for s in itertools.product(range(vocab), repeat=steps)
-                     if all(s[t] == 2 for t in range(steps) if 2 in s[:t])]  # fmt: skip
-        scored = {s: log_prob(row, s) for s in sequences}
-        winner = max(scored, key=scored.get)
-        cut = list(winner[: winner.index(2) + 1]) if 2 in winner else list(winner)
+    sequences = np.array([s for s in itertools.product(range(vocab), repeat=steps)
+                          if all(s[t] == 2 for t in range(steps) if 2 in s[:t])])  # fmt: skip
+    forced = np.concatenate([np.ones((len(sequences), 1), np.int32), sequences[:, :-1]], 1)
+    for row in range(2):  # every sequence teacher-forced in one batch, scored up to its EOS
+        source = np.repeat(SOURCE[row : row + 1], len(sequences), 0)
+        logp = np.asarray(jax.nn.log_softmax(jax.jit(model.apply)(params, source, forced)))
+        per_step = np.take_along_axis(logp, sequences[..., None], -1)[..., 0]
+        after_eos = np.cumsum(sequences == 2, 1) - (sequences == 2) > 0
+        scores = np.where(after_eos, 0.0, per_step).sum(1)
+        winner = list(sequences[np.argmax(scores)])
+        cut = winner[: winner.index(2) + 1] if 2 in winner else winner
         assert list(np.asarray(best[row])[: len(cut)]) == cut
         assert (np.asarray(best[row])[len(cut) :] == 0).all()
 
