@@ -5,7 +5,7 @@ so the tests compile with LLVM's optimisation level 0 (ResNet-18's initialiser: 
 on 2 cores), share compiled programs between tests through a persistent cache of their own
 (one per process: JAX's cache writes are not atomic), and run on pytest-xdist workers, one
 per core up to 4 (`-n auto` in pyproject.toml). On this project's 2-core machine the whole
-suite went from 33 to 11 minutes. Subprocesses (the CLI, the notebook's kernel) inherit the
+suite went from 33 to 12 minutes. Subprocesses (the CLI, the notebook's kernel) inherit the
 settings through the environment. Users' runs keep XLA's defaults. The two levels agree to
 float32 rounding, not bitwise (vectorised code sums in another order: after 4 steps of the
 seed CNN the parameters differ by at most 7e-8, ResNet-18's by 2e-6); the bitwise tests
