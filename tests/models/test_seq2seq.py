@@ -51,11 +51,12 @@ def test_beam_search_finds_the_most_probable_sequence():
                        method=Seq2Seq.beam_search)  # fmt: skip
 
     sequences = np.array([s for s in itertools.product(range(vocab), repeat=steps)
-                          if all(s[t] == 2 for t in range(steps) if 2 in s[:t])])  # fmt: skip
+                          if all(s[t] == 2 for t in range(steps) if 2 in s[:t])], np.int32)  # fmt: skip
     forced = np.concatenate([np.ones((len(sequences), 1), np.int32), sequences[:, :-1]], 1)
+    forward = jax.jit(model.apply)
     for row in range(2):  # every sequence teacher-forced in one batch, scored up to its EOS
         source = np.repeat(SOURCE[row : row + 1], len(sequences), 0)
-        logp = np.asarray(jax.nn.log_softmax(jax.jit(model.apply)(params, source, forced)))
+        logp = np.asarray(jax.nn.log_softmax(forward(params, source, forced)))
         per_step = np.take_along_axis(logp, sequences[..., None], -1)[..., 0]
         after_eos = np.cumsum(sequences == 2, 1) - (sequences == 2) > 0
         scores = np.where(after_eos, 0.0, per_step).sum(1)
