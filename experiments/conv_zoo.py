@@ -28,6 +28,7 @@ from zoo_jax import registry
 from zoo_jax.train.loop import RunConfig, fit
 
 DATASETS = ("mnist", "fashion-mnist")
+TRAIN_IMAGES = 60_000  # in each training set
 # Cheapest first, so a runner with a time limit finishes as many as it can.
 MODELS = (
     "lenet5", "lenet5_keras", "dcn", "alexnet", "alexnet_caffe", "zfnet",
@@ -92,7 +93,7 @@ def run_row(
 ) -> dict:
     overrides = {} if width == 1 or model in ("lenet5", "lenet5_keras", "dcn") else {"width": width}
     card = registry.get_card(model)
-    steps = (train_limit or 60_000) // card.batch_size * (epochs or card.epochs)
+    steps = (train_limit or TRAIN_IMAGES) // card.batch_size * (epochs or card.epochs)
     short_run_notes = []  # the short-run recipe, said in the notes
     if steps < SHORT_RUN_STEPS and not quick:
         if model in KERAS_BN:
@@ -125,7 +126,7 @@ def run_row(
     notes = f"input {'x'.join(map(str, input_shape))}, width x{spec.get('width', 1):g}"
     if epochs and not quick:
         notes += f"; {epochs} epoch{'s' * (epochs != 1)} instead of the card's {card.epochs}"
-    if train_limit and train_limit < 60_000 and not quick:  # both training sets hold 60,000
+    if train_limit and train_limit < TRAIN_IMAGES and not quick:
         notes += f"; the first {train_limit:,} training images only"
     if augment:
         notes += f"; training images distorted ({augment}, `zoo_jax.data.augment`)"
