@@ -1,5 +1,8 @@
 """Compiled steps: pmap and sharded jit equal the single-device step; no retracing; donation."""
 
+import re
+from functools import partial
+
 import chex
 import jax
 import numpy as np
@@ -9,7 +12,8 @@ import zoo_jax
 from zoo_jax import optim
 from zoo_jax.errors import ZooError
 from zoo_jax.learners import gradient_learner
-from zoo_jax.train.steps import compile_steps
+from zoo_jax.models import layers
+from zoo_jax.train.steps import compile_steps, train_step
 
 
 def _setup(dropout=0.0, batch_size=16):
@@ -92,3 +96,34 @@ def test_bad_device_requests():
     steps = compile_steps(learner, "sharded", 4)
     with pytest.raises(ZooError, match="not divisible"):
         steps.put_batch({"inputs": np.zeros((6, 28, 28, 1), np.float32)})
+
+
+def _ynnpack_convolutions(hlo: str) -> int:
+    """Convolutions inside the fusions XLA:CPU hands to YNNPACK, in compiled HLO text."""
+    bodies = dict(re.findall(r"^(?:ENTRY )?%?([\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.S | re.M))
+    called = re.findall(r"calls=%([\w.\-]+)[^\n]*__ynn_fusion", hlo)
+    return sum(bodies.get(name, "").count(" convolution(") for name in called)
+
+
+def test_cpu_steps_run_xlas_own_convolutions():
+    """On the CPU the engine compiles its steps with `layers.cpu_compiler_options()`: the seed
+    CNN's convolutions (and their gradients) stay out of YNNPACK, where XLA's defaults put
+    most of them."""
+    if not layers.cpu_compiler_options():
+        pytest.skip("this jaxlib does not know the YNNPACK fusion option")
+    learner = gradient_learner(
+        zoo_jax.get_model("cnn"),
+        loss="sparse_categorical_crossentropy",
+        optimizer=optim.make("adam"),
+    )
+    rng = np.random.default_rng(0)
+    batch = {
+        "inputs": rng.random((4, 28, 28, 1), dtype=np.float32),
+        "labels": rng.integers(0, 10, 4).astype(np.int32),
+    }
+    state = learner.init(jax.random.PRNGKey(0), batch)
+    ours = compile_steps(learner).train.lower(state, batch).compile().as_text()
+    default = jax.jit(partial(train_step, learner)).lower(state, batch).compile().as_text()
+    assert ours.count(" convolution(") == 8  # 3 forward, 2 input and 3 kernel gradients
+    assert _ynnpack_convolutions(ours) == 0
+    assert _ynnpack_convolutions(default) > 0  # what the options change

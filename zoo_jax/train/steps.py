@@ -17,6 +17,10 @@
 In all three the state argument is donated, and the step key is `fold_in(state.rng,
 state.step)`, so the same seed gives the same run wherever it is compiled. Wrapping the
 step function with `max_traces` (chex.assert_max_traces) turns any recompile into an error.
+On the CPU the jitted steps (`none`, `sharded`) are compiled with
+`layers.cpu_compiler_options()`: XLA's own convolutions instead of YNNPACK's, the faster ones
+here (`zoo_jax/models/layers.py` has the measurements). `jax.pmap` takes no compiler options;
+its CPU steps keep XLA's defaults.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from jax.sharding import PartitionSpec as P
 
 from zoo_jax.errors import ZooError
 from zoo_jax.learners import Learner
+from zoo_jax.models import layers
 from zoo_jax.train.state import TrainState
 
 PARALLEL = ("none", "pmap", "sharded")
@@ -86,6 +91,8 @@ def compile_steps(
     if parallel not in PARALLEL:
         raise ZooError(f"--parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}")
     traces = {"train": 0, "evaluate": 0}
+    options = layers.cpu_compiler_options() if jax.default_backend() == "cpu" else None
+    jit = partial(jax.jit, compiler_options=options or None)
 
     def guard(fn, name):
         def traced(*args, **kwargs):
@@ -98,8 +105,8 @@ def compile_steps(
         if devices not in (None, 1):
             raise ZooError(f"--devices {devices} needs --parallel pmap or --parallel sharded")
         device = _check_devices(1, parallel)[0]
-        train = jax.jit(guard(partial(train_step, learner), "train"), donate_argnums=0)
-        evaluate = jax.jit(guard(partial(eval_step, learner), "evaluate"))
+        train = jit(guard(partial(train_step, learner), "train"), donate_argnums=0)
+        evaluate = jit(guard(partial(eval_step, learner), "evaluate"))
         put = lambda tree: jax.device_put(tree, device)
         return CompiledSteps(train, evaluate, put, put, jax.device_get, 1, parallel, traces)
 
@@ -145,13 +152,13 @@ def compile_steps(
     mesh = Mesh(np.array(devs), ("data",))
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
-    train = jax.jit(
+    train = jit(
         guard(partial(train_step, learner), "train"),
         in_shardings=(replicated, data),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
-    evaluate = jax.jit(
+    evaluate = jit(
         guard(partial(eval_step, learner), "evaluate"),
         in_shardings=(replicated, data),
         out_shardings=replicated,
