@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common, report
+from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, fit, restore_run
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -44,7 +45,10 @@ def train(cfg: RunConfig, run_dir: str):
 
 def judge_images(learner, state, images: np.ndarray) -> np.ndarray:
     """The judge's predicted class for each image (batches of 500)."""
-    apply = jax.jit(lambda v, x: learner.model.apply(v, x, train=False))
+    apply = jax.jit(
+        lambda v, x: learner.model.apply(v, x, train=False),
+        compiler_options=layers.compiler_options(),  # the engine's CPU convolutions
+    )
     variables = {"params": state.params, **state.model_state}
     return np.concatenate(
         [np.argmax(apply(variables, images[i : i + 500]), -1) for i in range(0, len(images), 500)]

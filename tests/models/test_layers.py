@@ -81,8 +81,8 @@ def test_max_pool_equals_flax(padding, size):
     [((2, 8, 8, 4), 1, True), ((2, 2, 2, 4), 1, False), ((2, 8, 8, 4), 2, False)],
 )
 def test_conv2d_on_cpu_is_xlas_except_where_that_is_slow(shape, groups, xla):
-    """The "auto" choice on the CPU: XLA's convolution, im2col for grouped convolutions and for inputs
-    smaller than the kernel."""
+    """The "auto" choice on the CPU: XLA's convolution, im2col for grouped convolutions and
+    for inputs smaller than the kernel."""
     if jax.default_backend() != "cpu":
         pytest.skip("the choice is the CPU's")
     conv = layers.Conv2D(8, (3, 3), feature_group_count=groups)

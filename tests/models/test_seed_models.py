@@ -67,8 +67,8 @@ def test_mlp_linear_activation_is_linear():
 
 
 def test_seed_cnn_matches_pytorch_forward_and_gradients():
-    """The CNN (im2col convolutions, reshape pooling, pooled before the ReLU) against torch.nn
-    (ReLU, then pool) with the same weights: logits and every parameter's gradient."""
+    """The CNN (`Conv2D`'s CPU choice, reshape pooling, pooled before the ReLU) against
+    torch.nn (ReLU, then pool) with the same weights: logits and every parameter's gradient."""
     torch = pytest.importorskip("torch")
     model = zoo_jax.get_model("cnn")
     rng = np.random.default_rng(0)

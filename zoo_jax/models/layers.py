@@ -18,7 +18,7 @@ kernel (VGG's 2×2 maps under a 3×3 kernel: forward + backward 820 ms in XLA, 1
 im2col, batch 32), and grouped and depthwise convolutions (see `conv2d_im2col`; measured with
 XLA's default options).
 A model jitted outside the engine gets XLA's defaults unless it passes the same options
-(`jax.jit(f, compiler_options=layers.cpu_compiler_options())`): there XLA's convolution is
+(`jax.jit(f, compiler_options=layers.compiler_options())`): there XLA's convolution is
 YNNPACK's, 1–2× slower than im2col. `max_pool` over non-overlapping windows is a reshape
 and a max on every backend (its gradient is cheaper than `select_and_scatter`'s).
 On GPU and TPU the native convolution is used unchanged and no options are passed.
@@ -119,6 +119,12 @@ def cpu_compiler_options() -> dict[str, str]:
     except Exception:  # an unknown option or enum value: XLA raises its runtime error
         return {}
     return dict(CPU_COMPILER_OPTIONS)
+
+
+def compiler_options() -> dict[str, str] | None:
+    """What to pass as `jax.jit(..., compiler_options=)` on the default backend: the CPU's
+    options there, None elsewhere."""
+    return (cpu_compiler_options() or None) if jax.default_backend() == "cpu" else None
 
 
 def cpu_uses_im2col(x_shape: Sequence[int], kernel_size: Sequence[int], groups: int) -> bool:

@@ -18,7 +18,7 @@ In all three the state argument is donated, and the step key is `fold_in(state.r
 state.step)`, so the same seed gives the same run wherever it is compiled. Wrapping the
 step function with `max_traces` (chex.assert_max_traces) turns any recompile into an error.
 On the CPU the jitted steps (`none`, `sharded`) are compiled with
-`layers.cpu_compiler_options()`: XLA's own convolutions instead of YNNPACK's, the faster ones
+`layers.compiler_options()`: XLA's own convolutions instead of YNNPACK's, the faster ones
 here (`zoo_jax/models/layers.py` has the measurements). `jax.pmap` takes no compiler options;
 its CPU steps keep XLA's defaults.
 """
@@ -91,8 +91,7 @@ def compile_steps(
     if parallel not in PARALLEL:
         raise ZooError(f"--parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}")
     traces = {"train": 0, "evaluate": 0}
-    options = layers.cpu_compiler_options() if jax.default_backend() == "cpu" else None
-    jit = partial(jax.jit, compiler_options=options or None)
+    jit = partial(jax.jit, compiler_options=layers.compiler_options())
 
     def guard(fn, name):
         def traced(*args, **kwargs):
