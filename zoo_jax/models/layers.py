@@ -5,13 +5,15 @@
 which convolution is fast depends on who runs it. XLA:CPU (jaxlib 0.10) hands convolutions
 to the YNNPACK library by default; XLA's own (Eigen) convolution is faster on this project's
 shapes, so the engine compiles its CPU steps with `CPU_COMPILER_OPTIONS`, which keep YNNPACK
-for dots and reductions but not for convolutions. Measured on a 2-core x86 (AVX2) CPU, one Adam
-step of the seed CNN at batch 128, in one process, alternating:
+for dots and reductions but not for convolutions. Train steps measured on a 2-core x86
+(AVX2) CPU, the two variants compiled in one process and timed in alternating 1 s turns
+(an ad-hoc A/B, not a script of `experiments/`; a training run shared the machine): im2col for
+every convolution with XLA's default options (what `Conv2D` did before) against this
+module's choice with `CPU_COMPILER_OPTIONS`:
 
-* im2col (matrix products over shifted slices) + reshape pool, XLA's default options: 161 ms;
-* XLA convolution + reshape pool, `CPU_COMPILER_OPTIONS`: 114 ms (1.42× faster);
-* the same at batch 32: TensorFlow-tutorial CNN 1.45×, ResNet-18 (small-image) 1.30×, ZFNet
-  1.28×, LeNet-5 1.12× faster than im2col.
+* the seed CNN, Adam, batch 128: 212 → 156 ms (1.36× faster);
+* batch 32: TensorFlow-tutorial CNN 1.61×, ZFNet 1.37×, ResNet-18 (small-image) 1.35×,
+  VGG-11 1.17×, LeNet-5 1.11× faster.
 
 `Conv2D` keeps im2col on the CPU where XLA's convolution is slow: inputs smaller than the
 kernel (VGG's 2×2 maps under a 3×3 kernel: forward + backward 820 ms in XLA, 14 ms as
