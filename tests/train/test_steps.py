@@ -106,7 +106,7 @@ def _ynnpack_convolutions(hlo: str) -> int:
 
 
 def test_cpu_steps_run_xlas_own_convolutions():
-    """On the CPU the engine compiles its steps with `layers.cpu_compiler_options()`: the seed
+    """On the CPU the engine compiles its steps with `layers.compiler_options()`: the seed
     CNN's convolutions (and their gradients) stay out of YNNPACK, where XLA's defaults put
     most of them."""
     if not layers.cpu_compiler_options():

@@ -114,8 +114,8 @@ CPU_COMPILER_OPTIONS = {
 
 @functools.cache
 def cpu_compiler_options() -> dict[str, str]:
-    """`CPU_COMPILER_OPTIONS` where the CPU backend's jaxlib knows them, else `{}` (older
-    jaxlib, without YNNPACK, already uses its own convolutions)."""
+    """`CPU_COMPILER_OPTIONS` where this jaxlib knows them, else `{}` (an older jaxlib keeps
+    its defaults)."""
     try:
         jax.jit(lambda x: x + 1).lower(np.float32(0)).compile(CPU_COMPILER_OPTIONS)
     except Exception:  # an unknown option or enum value: XLA raises its runtime error
