@@ -66,22 +66,28 @@ def _sum(x: jax.Array, axis_name: str | None) -> jax.Array:
 
 def _apply_gradients(optimizer, state, grads, loss, model_state, axis_name):
     """Average over devices, step the optimizer, and keep the old state for a step whose loss
-    or gradient is non-finite (`finite = False` in the metrics; the loop's NaN policy acts)."""
+    or gradient is non-finite (`finite = False` in the metrics; the loop's NaN policy acts).
+
+    The guard is a `lax.cond`, not a `jnp.where` between new and old leaves: with the state
+    donated, the `where` made XLA copy the optimizer's moments before updating them in place
+    (CPU, Adam: compiled temporary memory ResNet-18 164 -> 103 MB, VGG-11 104 -> 60 MB, the
+    seed MLP's step about 3 % faster), while the `cond` updates in place."""
     grads = _mean(grads, axis_name)
     model_state = _mean(model_state, axis_name)
     loss = _mean(loss, axis_name)
     grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=keep(params, state.params),
-        opt_state=keep(opt_state, state.opt_state),
-        model_state=keep(model_state, state.model_state),
-    )
+
+    def step(state):
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return state.replace(
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            model_state=model_state,
+        )
+
+    new_state = lax.cond(finite, step, lambda state: state, state)
+    new_state = new_state.replace(step=state.step + 1)
     return new_state, {"loss": loss, "grad_norm": grad_norm, "finite": finite}
 
 

@@ -87,6 +87,22 @@ def test_state_is_donated():
     assert old_leaf.is_deleted()
 
 
+def test_non_finite_step_keeps_the_state_and_copies_nothing():
+    """A step with a NaN loss leaves params, Adam's moments and its count bitwise unchanged
+    (only `step` advances); the guard (`lax.cond`) lets XLA update the donated state in place,
+    where a `jnp.where` between old and new leaves made it copy the optimizer state first."""
+    learner, state, batches = _setup()
+    steps = compile_steps(learner, "none", 1)
+    bad = dict(batches[0], inputs=np.full_like(batches[0]["inputs"], np.nan))
+    kept, metrics = steps.train(steps.put_state(state), steps.put_batch(bad))
+    assert not bool(metrics["finite"]) and int(kept.step) == int(state.step) + 1
+    chex.assert_trees_all_equal((kept.params, kept.opt_state), (state.params, state.opt_state))
+
+    hlo = steps.train.lower(state, batches[0]).compile().as_text()
+    entry = hlo[hlo.index("\nENTRY") :]
+    assert re.findall(r"= f32\[[\d,]+\]\S* copy\(", entry) == []
+
+
 def test_bad_device_requests():
     learner, _, _ = _setup()
     with pytest.raises(ZooError, match="--devices 99"):
