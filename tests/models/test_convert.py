@@ -10,18 +10,17 @@ import zoo_jax
 from zoo_jax.errors import InputError, UnknownNameError
 from zoo_jax.models.convert import from_keras
 
-KERAS = {"vgg16": "VGG16", "resnet50_keras": "ResNet50", "preact_resnet50": "ResNet50V2",
-         "xception": "Xception"}  # fmt: skip
-
-
-# Input side for the test: VGG16's dense head fixes 224; the others end in global pooling, so
-# their weights fit any side (Xception needs >= 71), and 96 keeps the two forward passes short.
-SIDE = {"vgg16": 224, "resnet50_keras": 96, "preact_resnet50": 96, "xception": 96}
+# keras.applications constructor and the input side the test uses: VGG16's dense head fixes
+# 224; the others end in global pooling, so their weights fit any side (Xception needs >= 71),
+# and 96 keeps the two forward passes short.
+KERAS = {"vgg16": ("VGG16", 224), "resnet50_keras": ("ResNet50", 96),
+         "preact_resnet50": ("ResNet50V2", 96), "xception": ("Xception", 96)}  # fmt: skip
 
 
 def _keras_model(name, seed=0):
-    model = getattr(keras.applications, KERAS[name])(
-        weights=None, classifier_activation=None, input_shape=(SIDE[name], SIDE[name], 3)
+    constructor, side = KERAS[name]
+    model = getattr(keras.applications, constructor)(
+        weights=None, classifier_activation=None, input_shape=(side, side, 3)
     )
     rng = np.random.default_rng(seed)
     for layer in model.layers:  # BN statistics away from (0, 1), so a mix-up would show
@@ -35,7 +34,7 @@ def _keras_model(name, seed=0):
 @pytest.mark.parametrize("name", sorted(KERAS))
 def test_converted_logits_equal_keras(name):
     reference = _keras_model(name)
-    x = np.random.default_rng(1).random((2, SIDE[name], SIDE[name], 3), np.float32)
+    x = np.random.default_rng(1).random((2, *reference.input_shape[1:]), np.float32)
     expected = np.asarray(reference(x, training=False))
     ours = np.asarray(jax.jit(zoo_jax.get_model(name).apply)(from_keras(name, reference), x))
     assert np.linalg.norm(ours - expected) <= 1e-4 * np.linalg.norm(expected)
