@@ -89,3 +89,45 @@ def test_conv2d_on_cpu_is_xlas_except_where_that_is_slow(shape, groups, xla):
     x = jnp.zeros(shape)
     variables = conv.init(jax.random.PRNGKey(0), x)
     assert ("conv_general_dilated" in str(jax.make_jaxpr(conv.apply)(variables, x))) == xla
+
+
+def test_cpu_fusion_barrier_is_the_identity_with_its_gradient():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 3, 4))
+    step = jax.jit(jax.value_and_grad(lambda x: jnp.sum(jnp.sin(layers.cpu_fusion_barrier(x)))))
+    value, grad = step(x)
+    np.testing.assert_array_equal(value, jnp.sum(jnp.sin(x)))
+    np.testing.assert_array_equal(grad, jnp.cos(x))
+    negative = -jnp.abs(x)  # the predicate (first element > 0) false: the other branch
+    np.testing.assert_array_equal(jax.jit(layers.cpu_fusion_barrier)(negative), negative)
+
+
+def _residual_stream_flops(depth: int, barrier: bool) -> float:
+    """XLA's FLOP count of the compiled gradient of `depth` post-activation residual blocks
+    (1×1 convolution, batch statistics, `relu(y + x)`), as `ResidualBlock` ends."""
+
+    def loss(kernels, x):
+        for kernel in kernels:
+            y = lax.conv_general_dilated(
+                x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+            y = (y - y.mean((0, 1, 2))) * lax.rsqrt(y.var((0, 1, 2)) + 1e-5)
+            x = nn.relu(y + x)
+            x = layers.cpu_fusion_barrier(x) if barrier else x
+        return jnp.mean(x**2)
+
+    kernels = [jnp.full((1, 1, 16, 16), 0.01)] * depth
+    step = jax.jit(jax.grad(loss), compiler_options=layers.compiler_options())
+    cost = step.lower(kernels, jnp.ones((8, 8, 8, 16))).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, list) else cost)["flops"]
+
+
+def test_cpu_fusion_barrier_keeps_a_residual_streams_work_linear_in_depth():
+    """Without the barrier XLA:CPU recomputes earlier blocks' element-wise chain inside later
+    blocks' fusions (work ~ depth²); with it, doubling the depth doubles the work."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the barrier is the CPU's")
+    with_barrier = [_residual_stream_flops(d, True) for d in (8, 16, 32)]
+    without = [_residual_stream_flops(d, False) for d in (8, 16, 32)]
+    assert with_barrier[2] / with_barrier[1] < 2.2 and with_barrier[1] / with_barrier[0] < 2.2
+    assert without[2] / without[1] > 2.5  # the problem the barrier is for is still XLA's
+    assert with_barrier[2] < 0.5 * without[2]

@@ -514,7 +514,7 @@ class ResidualBlock(nn.Module):
             y = unit(width, 1, first)(x, train=train)
             y = unit(width, 3, middle, 1, self.groups)(y, train=train)
             y = unit(out_planes, 1, relu=False, zero=self.zero_init_residual)(y, train=train)
-        return nn.relu(y + shortcut)
+        return layers.cpu_fusion_barrier(nn.relu(y + shortcut))  # see its docstring
 
 
 class _KerasConvBN(nn.Module):
