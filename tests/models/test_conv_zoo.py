@@ -265,3 +265,17 @@ def test_zero_init_residual_reaches_every_block():
     ]
     zeros = sum(not np.any(np.asarray(s)) for s in scales)
     assert zeros == sum(convolutional.RESNET_DEPTHS[50][1]) == 16  # one per block
+
+
+@pytest.mark.parametrize(
+    ("name", "width", "minimum"),
+    [("resnext50_32x4d", 0.2, "0.25"), ("resnext101_32x8d", 0.1, "0.125")],
+)
+def test_resnext_width_too_small_for_its_groups_is_a_clear_error(name, width, minimum):
+    """int(planes · base_width / 64) = 0 channels per group would be a zero-size kernel."""
+    model = registry.get_model(name, width=width, small=True, num_classes=10)
+    with pytest.raises(zoo_jax.ZooError, match=f"no channels per group.*width >= {minimum}"):
+        model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+    registry.get_model(name, width=float(minimum), small=True, num_classes=10).init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1))
+    )

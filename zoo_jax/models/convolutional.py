@@ -575,6 +575,12 @@ class ResNet(nn.Module):
             raise ZooError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {self.depth}")
         kind, counts = RESNET_DEPTHS[self.depth]
         base = max(1, int(64 * self.width))
+        if kind == "bottleneck" and int(base * self.base_width / 64) < 1:
+            raise ZooError(
+                f"width={self.width} leaves the first stage's grouped 3×3 convolution no "
+                f"channels per group (int({base} · base_width {self.base_width} / 64) = 0): "
+                f"use width >= {1 / self.base_width:g}"
+            )
         stem = (
             partial(_KerasConvBN, bn_momentum=self.bn_momentum)
             if self.version == "1"
