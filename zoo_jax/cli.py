@@ -25,6 +25,7 @@ import numpy as np
 from zoo_jax import activations, losses, optim, registry
 from zoo_jax.data import datasets
 from zoo_jax.errors import ZooError
+from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, build_learner, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
 
@@ -252,10 +253,14 @@ def prepare_bench(
     state, metrics = compiled.train(state, batch)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t
-    # XLA's count for the compiled programs (a multiply-add is 2 FLOPs); the lowered HLO
-    # gives it without a second compile. The eval step is the forward pass plus the loss.
-    train_flops = _flops(compiled.train, state, batch)
-    forward_flops = _flops(compiled.evaluate, state, batch | {"weight": np.ones(batch_size)})
+    # XLA's count for the model's programs (a multiply-add is 2 FLOPs), traced again with
+    # XLA's own convolutions: the CPU's block-diagonal lowering of grouped convolutions
+    # multiplies zeros too, which is the lowering's cost, not the model's. The lowered HLO
+    # gives it without a compile. The eval step is the forward pass plus the loss.
+    with layers.native_convolutions():
+        counted = compile_steps(learner, "none", 1)
+        train_flops = _flops(counted.train, state, batch)
+        forward_flops = _flops(counted.evaluate, state, batch | {"weight": np.ones(batch_size)})
     carried = {"state": state}
 
     def time_steps(n: int) -> list[float]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from zoo_jax.errors import ZooError
 from zoo_jax.models import layers
 
 
@@ -77,18 +78,69 @@ def test_max_pool_equals_flax(padding, size):
 
 
 @pytest.mark.parametrize(
-    ("shape", "groups", "xla"),
-    [((2, 8, 8, 4), 1, True), ((2, 2, 2, 4), 1, False), ((2, 8, 8, 4), 2, False)],
+    ("shape", "groups", "lowering"),
+    [
+        ((2, 8, 8, 4), 1, "xla"),
+        ((2, 2, 2, 4), 1, "im2col"),  # smaller than the kernel
+        ((2, 2, 2, 256), 256, "im2col"),
+        ((2, 8, 8, 8), 2, "im2col"),  # a few wide groups: a convolution each
+        ((2, 28, 28, 32), 32, "block_diagonal"),  # ResNeXt's first stage at width 0.25
+        ((2, 7, 7, 256), 256, "block_diagonal"),  # Xception's depthwise, at most 256 wide
+        ((2, 7, 7, 512), 32, "im2col"),  # a full-width ResNeXt stage: 32 times the work
+    ],
 )
-def test_conv2d_on_cpu_is_xlas_except_where_that_is_slow(shape, groups, xla):
-    """The "auto" choice on the CPU: XLA's convolution, im2col for grouped convolutions and
-    for inputs smaller than the kernel."""
+def test_conv2d_on_cpu_is_xlas_except_where_that_is_slow(shape, groups, lowering):
+    """The "auto" choice on the CPU (`cpu_lowering`), seen in the traced program: one XLA
+    convolution, grouped or dense (block-diagonal), or none (im2col)."""
     if jax.default_backend() != "cpu":
         pytest.skip("the choice is the CPU's")
-    conv = layers.Conv2D(8, (3, 3), feature_group_count=groups)
+    assert layers.cpu_lowering(shape, (3, 3), groups) == lowering
+    conv = layers.Conv2D(shape[-1], (3, 3), feature_group_count=groups, use_bias=False)
     x = jnp.zeros(shape)
     variables = conv.init(jax.random.PRNGKey(0), x)
-    assert ("conv_general_dilated" in str(jax.make_jaxpr(conv.apply)(variables, x))) == xla
+    eqns = [e for e in jax.make_jaxpr(conv.apply)(variables, x).eqns
+            if e.primitive.name == "conv_general_dilated"]  # fmt: skip
+    assert [e.params["feature_group_count"] for e in eqns] == {
+        "xla": [groups], "im2col": [], "block_diagonal": [1]
+    }[lowering]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("groups", "cin", "cout", "stride", "padding"),
+    [(8, 16, 16, 1, "SAME"), (4, 8, 12, 2, "SAME"), (6, 6, 6, 1, "VALID")],
+)
+def test_block_diagonal_equals_xla_grouped_convolution(groups, cin, cout, stride, padding):
+    """One dense convolution whose kernel is zero between the groups: ResNeXt's groups and
+    depthwise (groups = channels), values and gradients (the kernel's only in its blocks)."""
+    kx, kw = jax.random.split(jax.random.PRNGKey(groups))
+    x = jax.random.normal(kx, (2, 9, 8, cin))
+    w = jax.random.normal(kw, (3, 3, cin // groups, cout))
+    ref = lambda x, w: layers.conv2d(x, w, (stride, stride), padding, groups, "xla")
+    ours = lambda x, w: layers.conv2d(x, w, (stride, stride), padding, groups, "block_diagonal")
+    np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+    g_ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(ours(x, w))), argnums=(0, 1))(x, w)
+    g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), argnums=(0, 1))(x, w)
+    for a, b in zip(g_ours, g_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    dense = layers.block_diagonal(w, groups)
+    assert dense.shape == (3, 3, cin, cout)
+    assert int(jnp.sum(dense != 0)) == w.size  # every weight once, zeros elsewhere
+
+
+def test_native_convolutions_count_a_grouped_convolutions_own_flops():
+    """XLA counts the block-diagonal lowering's zeros; traced under `native_convolutions`
+    (as `zoo-jax bench` counts a model's FLOPs), the count is the grouped convolution's.
+    Each count traces a new function: a cached trace would keep its lowering."""
+    x, w = jnp.ones((2, 8, 8, 32)), jnp.ones((3, 3, 1, 32))
+    conv = lambda x, w: layers.conv2d(x, w, padding="VALID", groups=32)
+    flops = lambda: jax.jit(lambda x, w: conv(x, w)).lower(x, w).cost_analysis()["flops"]
+    grouped = 2 * 2 * 6 * 6 * 9 * 1 * 32  # batch · positions · taps · inputs per group · outputs
+    with layers.native_convolutions():
+        assert flops() == grouped
+    if jax.default_backend() == "cpu":
+        assert flops() == pytest.approx(32 * grouped, rel=0.01)  # + the mask's products
+    with pytest.raises(ZooError, match="implementation must be"):
+        layers.conv2d(x, w, groups=32, implementation="winograd")
 
 
 def test_cpu_fusion_barrier_is_the_identity_with_its_gradient():
