@@ -14,7 +14,6 @@ from functools import partial
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from zoo_jax import activations
 from zoo_jax.errors import ZooError
@@ -203,7 +202,8 @@ class LeNet5(nn.Module):
         cols = [c for c, table in enumerate(LENET_C3_TABLE) for _ in table]
         weights = self.param("C3_kernel", nn.initializers.lecun_normal(), (5, 5, len(rows)))
         kernel = jnp.zeros((5, 5, 6, 16), x.dtype).at[:, :, rows, cols].set(weights)
-        x = conv2d(x, kernel) + self.param("C3_bias", nn.initializers.zeros_init(), (16,))
+        x = layers.conv2d(x, kernel, padding="VALID")
+        x = x + self.param("C3_bias", nn.initializers.zeros_init(), (16,))
         x = Subsampling()(_lecun_tanh(x))  # C3, S4
         x = _lecun_tanh(conv(120)(x)).reshape(x.shape[0], -1)  # C5
         x = _lecun_tanh(nn.Dense(84)(x))  # F6
@@ -213,13 +213,6 @@ class LeNet5(nn.Module):
             raise ZooError(f"LeNet5 output must be 'rbf' or 'softmax', got {self.output!r}")
         codes = jax.random.rademacher(jax.random.PRNGKey(0), (self.num_classes, 84), x.dtype)
         return -jnp.sum(jnp.square(x[:, None, :] - codes), axis=-1)
-
-
-def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_NHWC)
-
-
-_NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 class KerasLeNet(nn.Module):
