@@ -11,6 +11,15 @@ from zoo_jax.errors import ZooError
 from zoo_jax.models import layers
 
 
+def assert_same_values_and_gradients(ours, ref, x, w):
+    """Two convolutions `(x, w) -> y` agree, and so do their gradients in x and w."""
+    np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+    g_ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(ours(x, w))), argnums=(0, 1))(x, w)
+    g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), argnums=(0, 1))(x, w)
+    for a, b in zip(g_ours, g_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
 @pytest.mark.parametrize(
     ("kernel", "stride", "size"), [(3, 1, 9), (5, 1, 8), (3, 2, 9), (7, 2, 16), (1, 1, 5)]
@@ -23,11 +32,7 @@ def test_im2col_equals_xla_convolution(padding, kernel, stride, size):
         x, w, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
     ours = lambda x, w: layers.conv2d_im2col(x, w, (stride, stride), padding)
-    np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
-    g_ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(ours(x, w))), argnums=(0, 1))(x, w)
-    g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), argnums=(0, 1))(x, w)
-    for a, b in zip(g_ours, g_ref, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert_same_values_and_gradients(ours, ref, x, w)
 
 
 @pytest.mark.parametrize(
@@ -43,11 +48,7 @@ def test_grouped_im2col_equals_xla_grouped_convolution(groups, cin, cout, stride
         feature_group_count=groups,
     )  # fmt: skip
     ours = lambda x, w: layers.conv2d_im2col(x, w, (stride, stride), "SAME", groups)
-    np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
-    g_ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(ours(x, w))), argnums=(0, 1))(x, w)
-    g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), argnums=(0, 1))(x, w)
-    for a, b in zip(g_ours, g_ref, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert_same_values_and_gradients(ours, ref, x, w)
 
 
 def test_conv2d_has_nn_conv_parameters_and_values():
@@ -117,11 +118,7 @@ def test_block_diagonal_equals_xla_grouped_convolution(groups, cin, cout, stride
     w = jax.random.normal(kw, (3, 3, cin // groups, cout))
     ref = lambda x, w: layers.conv2d(x, w, (stride, stride), padding, groups, "xla")
     ours = lambda x, w: layers.conv2d(x, w, (stride, stride), padding, groups, "block_diagonal")
-    np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
-    g_ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(ours(x, w))), argnums=(0, 1))(x, w)
-    g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), argnums=(0, 1))(x, w)
-    for a, b in zip(g_ours, g_ref, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert_same_values_and_gradients(ours, ref, x, w)
     dense = layers.block_diagonal(w, groups)
     assert dense.shape == (3, 3, cin, cout)
     assert int(jnp.sum(dense != 0)) == w.size  # every weight once, zeros elsewhere
