@@ -79,6 +79,29 @@ def test_max_pool_equals_flax(padding, size):
 
 
 @pytest.mark.parametrize(
+    ("window", "stride", "padding"),
+    [(3, 1, "SAME"), (3, 2, "VALID"), (3, 2, ((1, 1), (1, 1))), (3, 2, ((0, 1), (0, 1))),
+     (5, 3, "VALID"), (2, 1, "VALID")],
+)  # fmt: skip
+def test_overlapping_max_pool_equals_flax_with_ties(window, stride, padding):
+    """GoogLeNet's 3×3/1, AlexNet's / Xception's 3×3/2, ceil-mode pads: same values, and the
+    gradient goes where `select_and_scatter`'s does (the first maximum of each window, row
+    by row) on inputs of three values, full of ties."""
+    x = jax.random.randint(jax.random.PRNGKey(window * stride), (2, 11, 10, 3), 0, 3) * 1.0
+    cotangent = jax.random.normal(jax.random.PRNGKey(1), nn.max_pool(x, (window,) * 2,
+                                  (stride,) * 2, padding).shape)  # fmt: skip
+    results = []
+    for pool in (nn.max_pool, layers.max_pool):
+        f = lambda x, pool=pool: pool(x, (window, window), (stride, stride), padding)
+        y, vjp = jax.vjp(f, x)
+        results.append((y, vjp(cotangent)[0]))
+        if pool is layers.max_pool and jax.default_backend() == "cpu":
+            assert "select_and_scatter" not in str(jax.make_jaxpr(vjp)(cotangent))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
     ("shape", "groups", "lowering"),
     [
         ((2, 8, 8, 4), 1, "xla"),

@@ -384,7 +384,10 @@ class Inception(nn.Module):
         b2 = unit(c3, 3, padding=1)(unit(r3, 1)(x, train=train), train=train)
         b3 = unit(c5, big, padding=big // 2)(unit(r5, 1)(x, train=train), train=train)
         b4 = unit(cp, 1)(layers.pool(x, "max", 3, 1, padding=1, ceil_mode=True), train=train)
-        return jnp.concatenate([b1, b2, b3, b4], axis=-1)
+        # Four branches read the output: the barrier keeps XLA:CPU from recomputing it in
+        # each (train step, batch 128: 1.11× faster at width 0.25, 1.20× for the paper's
+        # layout at 0.125; 1.05× at full width, batch 32; same-process A/B).
+        return layers.cpu_fusion_barrier(jnp.concatenate([b1, b2, b3, b4], axis=-1))
 
 
 class InceptionAux(nn.Module):
