@@ -34,9 +34,9 @@ A model jitted outside the engine gets XLA's defaults unless it passes the same 
 (`jax.jit(f, compiler_options=layers.compiler_options())`): there XLA's convolution is
 YNNPACK's, 1–2× slower than im2col. `max_pool` over non-overlapping windows is a reshape
 and a max on every backend (its gradient is cheaper than `select_and_scatter`'s); over
-overlapping windows, on the CPU, it is `overlapping_max_pool`, whose gradient is element-wise
-masks (train steps, batch 128, `zoo-jax bench` before and after: GoogLeNet at width 0.25 2.15 → 1.52 s,
-ZFNet 0.76 → 0.37 s, AlexNet 0.95 → 0.68 s).
+overlapping stride-1 windows, on the CPU, it is `overlapping_max_pool`, whose gradient is
+element-wise masks (GoogLeNet's train step at width 0.25, batch 128, against
+`select_and_scatter`'s, one process, alternating turns: 2.20 → 1.48 s).
 On GPU and TPU the native convolution is used unchanged and no options are passed.
 """
 
@@ -276,12 +276,16 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding="VALID") -> jax.
     (low, high) pads per spatial axis, padded with −∞).
 
     When windows do not overlap (window == strides) it is a reshape and a max, whose gradient
-    is cheap everywhere. Overlapping windows (GoogLeNet's 3×3/1, AlexNet's and Xception's
-    3×3/2) are `nn.max_pool` off the CPU; on the CPU, `overlapping_max_pool`.
+    is cheap everywhere. Overlapping stride-1 windows (GoogLeNet's 3×3/1) are
+    `overlapping_max_pool` on the CPU; other overlapping windows (AlexNet's, ZFNet's and
+    Xception's 3×3/2), and all of them off the CPU, are `nn.max_pool`. For 3×3/2 the masked
+    gradient was faster alone, but in whole train steps XLA:CPU fused it with its neighbours
+    at a loss (Xception, full width, batch 32: 15 % slower; AlexNet 1.10×, ZFNet 1.02× faster
+    at batch 128; one process, alternating turns).
     """
     strides = tuple(strides or window)
     if tuple(window) != strides:
-        if not use_matmul_lowering():
+        if not use_matmul_lowering() or strides != (1, 1):
             return nn.max_pool(x, tuple(window), strides, padding)
         pads = tuple(tuple(p) for p in _pads(x, window, strides, padding))
         return overlapping_max_pool(x, tuple(window), strides, pads)
@@ -305,7 +309,8 @@ def overlapping_max_pool(x: jax.Array, window, strides, pads) -> jax.Array:
     equals the maximum, which is `select_and_scatter`'s rule (its `>=` selection keeps the
     first maximum), as a few element-wise masks and pads that XLA fuses. Forward + backward
     with the engine's options, batch 128 (one process, medians of 15): 28×28×64 3×3/1 259 →
-    58 ms, 14×14×128 147 → 16 ms, 7×7×208 54 → 9 ms, 28×28×120 3×3/2 260 → 87 ms. Equal to
+    58 ms, 14×14×128 147 → 16 ms, 7×7×208 54 → 9 ms, 28×28×120 3×3/2 260 → 87 ms (`max_pool`
+    takes it for stride 1 only: see there). Equal to
     `nn.max_pool`'s gradient up to the order of the sums where windows overlap (tested).
     """
     return lax.reduce_window(
