@@ -303,14 +303,14 @@ def overlapping_max_pool(x: jax.Array, window, strides, pads) -> jax.Array:
     """`nn.max_pool(x, window, strides, pads)` with a gradient XLA:CPU computes 5–9× faster.
 
     JAX differentiates a max pool into XLA's `select_and_scatter`, which is slow on XLA:CPU:
-    forward + backward of GoogLeNet's 3×3/1 pool on 128×28×28×64 took
-    259 ms, of which the forward pass alone takes about 16. Here the backward pass visits the
-    window's offsets in row-major order and sends each output's cotangent to the first input that
-    equals the maximum, which is `select_and_scatter`'s rule (its `>=` selection keeps the
-    first maximum), as a few element-wise masks and pads that XLA fuses. Forward + backward
-    with the engine's options, batch 128 (one process, medians of 15): 28×28×64 3×3/1 259 →
-    58 ms, 14×14×128 147 → 16 ms, 7×7×208 54 → 9 ms, 28×28×120 3×3/2 260 → 87 ms (`max_pool`
-    takes it for stride 1 only: see there). Equal to
+    forward + backward of GoogLeNet's 3×3/1 pool on 128×28×28×64 took 259 ms, of which the
+    forward pass alone takes about 16. Here the backward pass visits the window's offsets in
+    row-major order and sends each output's cotangent to the first input that equals the
+    maximum, which is `select_and_scatter`'s rule (its `>=` selection keeps the first
+    maximum), as a few element-wise masks and pads that XLA fuses. Forward + backward with
+    the engine's options, batch 128 (one process, medians of 15): 28×28×64 3×3/1 259 → 58 ms,
+    14×14×128 147 → 16 ms, 7×7×208 54 → 9 ms, 28×28×120 3×3/2 260 → 87 ms (`max_pool` takes
+    it for stride 1 only: see there). Equal to
     `nn.max_pool`'s gradient up to the order of the sums where windows overlap (tested).
     """
     return lax.reduce_window(
