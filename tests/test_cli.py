@@ -163,6 +163,16 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "mlp", "--optimizer", "adam", "--opt", "beta_1=1"], "[0, 1)"),
         (["train", "--model", "lenet5", "--augment", "afine"], "did you mean 'affine'"),
         (["train", "--model", "char_rnn", "--augment", "affine"], "image classifiers"),
+        (["train", "--model", "mlp", "--clipnorm", "0"], "clipnorm must be > 0"),
+        (["train", "--model", "mlp", "--train-limit", "0"], "train_limit must be >= 1"),
+        (["train", "--model", "mlp", "--seed", str(2**32)], "seed must be in [0, 2**32)"),
+        (["train", "--model", "mlp", "--data-dir", "/nonexistent"], "does not exist"),
+        (["train", "--model", "mlp", "--set", "dropout=1"], "dropout must be in [0, 1)"),
+        (["train", "--model", "mlp", "--set", 'dropout="a"'], "dropout must be a number"),
+        (["train", "--model", "mlp", "--set", "hidden=[-5]"], "cannot be built with"),
+        (["train", "--model", "mlp", "--set", "num_classes=2.5"], "must be an integer"),
+        (["train", "--model", "lstm", "--set", "units=2.5"], "cannot be built with"),
+        (["bench", "--model", "resnet18", "--set", "width=0"], "width must be > 0"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),
@@ -176,6 +186,13 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     _, err = capsys.readouterr()
     assert exc.value.code == 2, err
     assert err.count("\n") == 1 and err.startswith("zoo-jax: error:") and message in err
+
+
+@pytest.mark.parametrize("text", ["{bad json", "[1, 2]", '{"model": "mlp", "epochs": "ten"}'])
+def test_evaluate_a_damaged_config_is_exit_2(capsys, tmp_path, text):
+    (tmp_path / "config.json").write_text(text)
+    code, _, err = _run(capsys, "evaluate", str(tmp_path))
+    assert code == 2 and err.count("\n") == 1 and "is not a run's config" in err
 
 
 def test_missing_data_offline_is_exit_2(tmp_path):

@@ -224,8 +224,19 @@ def test_regularization_penalty_equals_keras_l1_l2():
         (lambda: optim.make("sgd", nesterov="yes"), "true or false"),
         (lambda: optim.make("adam", epsilon_placement="inside"), "unknown epsilon_placement"),
         (lambda: optim.make("sgd", clipnorm=1.0, clipvalue=1.0), "only one of"),
+        (lambda: optim.make("sgd", clipnorm=0.0), "clipnorm must be > 0"),
+        (lambda: optim.make("adam", global_clipnorm=0), "global_clipnorm must be > 0"),
         (lambda: optim.schedule("cosine", 0.1, decay_steps=5), "did you mean 'cosine_decay'"),
         (lambda: optim.schedule("cosine_decay", 0.1), "needs decay_steps"),
+        (lambda: optim.schedule("cosine_decay", 0.1, decay_steps=-1), "decay_steps must be"),
+        (
+            lambda: optim.schedule("exponential_decay", 0.1, decay_steps=9, decay_rate=None),
+            "finite",
+        ),
+        (
+            lambda: optim.schedule("piecewise_constant_decay", 0.1, boundaries=[5], values="ab"),
+            "values must be a list of finite numbers",
+        ),
         (lambda: optim.schedule("cosine_decay", 0.1, decay_steps=5, alfa=0), "alpha"),
     ],
 )

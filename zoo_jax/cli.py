@@ -26,7 +26,7 @@ from zoo_jax import activations, losses, optim, registry
 from zoo_jax.data import datasets
 from zoo_jax.errors import ZooError
 from zoo_jax.models import layers
-from zoo_jax.train.loop import RunConfig, build_learner, evaluate_run, fit
+from zoo_jax.train.loop import RunConfig, build_learner, check_build, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
 
 
@@ -196,7 +196,7 @@ def _run_config(args):
 
 def cmd_train(args) -> None:
     cfg = _run_config(args)
-    registry.get_model(cfg.model, **cfg.model_overrides)  # unknown names fail before data loads
+    check_build(cfg)  # bad overrides fail before data loads
     run_dir = args.run_dir or f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = fit(cfg, run_dir, resume=args.resume)
     print(
@@ -345,6 +345,10 @@ def _per_image(flops: float | None, batch_size: int) -> float | None:
 
 def cmd_bench(args) -> None:
     overrides = _json_pairs(args.set, "--set", "width=0.25")
+    check_build(
+        RunConfig(args.model, optimizer=args.optimizer, batch_size=args.batch_size,
+                  model_overrides=overrides)
+    )  # fmt: skip
     print(json.dumps(bench(args.model, args.batch_size, args.steps, args.optimizer, overrides)))
 
 

@@ -55,6 +55,7 @@ norm <= c — projected gradient descent (`004_…`).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -271,6 +272,7 @@ COMMON_OPTIONS: dict[str, Any] = {
 }
 _BOOLEAN = {"nesterov", "amsgrad", "centered"}
 _CHOICES = {"epsilon_placement": EPSILON_PLACEMENTS}
+_CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 def defaults(name: str) -> dict[str, Any]:
@@ -295,6 +297,8 @@ def _check_value(name: str, key: str, value: Any) -> None:
         raise ZooError(f"{name} {key} must be a finite number >= 0, got {value!r}")
     elif key in ("rho", "beta_1", "beta_2", "momentum") and value >= 1:
         raise ZooError(f"{name} {key} must be in [0, 1), got {value!r}")
+    elif key in _CLIPPING and value == 0:  # Keras takes 0 and then zeroes every gradient
+        raise ZooError(f"{name} {key} must be > 0 (0 would zero every gradient), got {value!r}")
 
 
 def make(
@@ -315,7 +319,7 @@ def make(
         if value is not None:
             _check_value(name, key, value)
             target[key] = value
-    clipping = [k for k in ("clipnorm", "global_clipnorm", "clipvalue") if common[k] is not None]
+    clipping = [k for k in _CLIPPING if common[k] is not None]
     if len(clipping) > 1:  # as Keras
         raise ZooError(f"only one of clipnorm, global_clipnorm, clipvalue; got {clipping}")
     builder = OPTIMIZERS[name][0]
@@ -463,6 +467,23 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
 }
 
 
+_SCHEDULE_OPTION_KINDS = {
+    "staircase": "true or false",
+    "decay_steps": "a number > 0",
+    "boundaries": "a list of finite numbers",
+    "values": "a list of finite numbers",
+}
+
+
+def _valid_schedule_option(key: str, value: Any) -> bool:
+    finite = lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    if key == "staircase":
+        return isinstance(value, bool)
+    if key in ("boundaries", "values"):
+        return isinstance(value, list | tuple) and all(map(finite, value))
+    return finite(value) and (key != "decay_steps" or value > 0)
+
+
 def schedule(name: str, learning_rate: float, **options: Any) -> Schedule:
     """The Keras schedule `name` (`keras.optimizers.schedules.*`, snake_case) starting at
     `learning_rate`. `decay_steps` is required by all but piecewise_constant_decay (the
@@ -480,4 +501,8 @@ def schedule(name: str, learning_rate: float, **options: Any) -> Schedule:
     ]
     if missing:
         raise ZooError(f"schedule {name!r} needs {', '.join(missing)}")
+    for key, value in options.items():
+        if not _valid_schedule_option(key, value):
+            want = _SCHEDULE_OPTION_KINDS.get(key, "a finite number")
+            raise ZooError(f"schedule {name!r} {key} must be {want}, got {value!r}")
     return SCHEDULES[name](learning_rate, **options)

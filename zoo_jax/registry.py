@@ -450,3 +450,36 @@ def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | 
     extra = (jax.ShapeDtypeStruct((1, 1), jnp.int32),) if translation else ()
     variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, *extra)
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(variables.get("params", {})))
+
+
+def check_overrides(name: str, overrides: dict[str, Any]) -> None:
+    """Model overrides that would build fine and then fail in training or train garbage are
+    a `ZooError`: unknown names, a value of a field annotated `float`, `int`, `bool` or `str`
+    that is not of that kind, a dropout rate outside [0, 1), a width multiplier <= 0. What
+    only building can tell (a negative layer size) is `train.loop.check_build`'s."""
+    get_model(name, **overrides)  # unknown names
+    annotations = _annotations(get_card(name))
+    for key, value in overrides.items():
+        types, what = _KINDS.get(annotations[key], (object, ""))
+        if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
+            raise ZooError(f"{name} {key} must be {what}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if "dropout" in key and not 0 <= value < 1:
+            raise ZooError(f"{name} {key} must be in [0, 1), got {value!r}")
+        if key == "width" and not value > 0:
+            raise ZooError(f"{name} width must be > 0, got {value!r}")
+
+
+# The kinds of value an override may take, by its field's annotation (others: not checked).
+_KINDS = {
+    "bool": (bool, "true or false"),
+    "int": (int, "an integer"),
+    "float": (int | float, "a number"),
+    "str": (str, "a string"),
+}
+
+
+def _annotations(card: ZooCard) -> dict[str, str]:
+    module_cls = card.build.func if hasattr(card.build, "func") else card.build
+    return {f.name: str(f.type) for f in dataclasses.fields(module_cls)}

@@ -130,3 +130,7 @@ def test_bad_configurations_raise():
     with pytest.raises(ZooError, match="max_len"):
         model = attention.Transformer(kind="decoder", target_vocab=5, max_len=4, **SMALL)
         model.init(jax.random.PRNGKey(0), jnp.ones((1, 6), int))
+    for bad in ({"num_heads": 3}, {"num_layers": 0}):  # 3 heads do not divide d_model 8
+        with pytest.raises(ZooError, match="dividing d_model"):
+            model = attention.Transformer(kind="decoder", target_vocab=5, **{**SMALL, **bad})
+            model.init(jax.random.PRNGKey(0), jnp.ones((1, 3), int))

@@ -39,6 +39,8 @@ def validate_inputs(x: np.ndarray, input_shape: tuple[int, ...], layout: str = "
             f"inputs of shape (n, {', '.join(map(str, input_shape))}){where} expected, got "
             f"{tuple(x.shape)}{_layout_hint(tuple(x.shape[1:]), tuple(input_shape))}"
         )
+    if len(x) == 0:
+        raise InputError(f"no examples: inputs of shape {tuple(x.shape)}")
     if not np.isfinite(x).all():
         bad = int(np.size(x) - np.isfinite(x).sum())
         raise InputError(f"inputs contain {bad} non-finite values (NaN or inf)")
@@ -63,6 +65,8 @@ def validate_tokens(x: np.ndarray, vocab: int, n: int | None = None, what: str =
     if x.ndim != 2 or (n is not None and len(x) != n):
         rows = "n" if n is None else str(n)
         raise InputError(f"{what} of shape ({rows}, length) expected, got {x.shape}")
+    if x.size == 0:
+        raise InputError(f"no examples: {what} of shape {x.shape}")
     lo, hi = int(x.min()), int(x.max())
     if lo < 0 or hi >= vocab:
         raise InputError(f"{what} must be token ids in [0, {vocab}), got values in [{lo}, {hi}]")

@@ -326,6 +326,11 @@ class Transformer(nn.Module):
         if self.kind not in ("encoder_decoder", "encoder", "decoder"):
             raise ZooError(f"Transformer kind must be encoder_decoder, encoder or decoder, "
                            f"got {self.kind!r}")  # fmt: skip
+        if self.num_layers < 1 or self.num_heads < 1 or self.d_model % self.num_heads:
+            raise ZooError(  # as torch.nn.MultiheadAttention: heads split d_model evenly
+                f"Transformer needs num_layers >= 1 and num_heads >= 1 dividing d_model, got "
+                f"num_layers {self.num_layers}, num_heads {self.num_heads}, d_model {self.d_model}"
+            )
         layers = lambda cls, n: [
             cls(self.num_heads, self.d_ff, self.dropout, name=f"{n}_{i}")
             for i in range(self.num_layers)

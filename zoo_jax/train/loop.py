@@ -92,11 +92,17 @@ class RunConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("train_limit", "test_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:  # PRNGKey keeps 32 bits: 2**32 would repeat seed 0
+            raise ZooError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.keep_checkpoints < 1:
             raise ZooError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.l1 < 0 or self.l2 < 0:
             raise ZooError("l1 and l2 must be >= 0")
         card = registry.get_card(self.model)
+        registry.check_overrides(self.model, self.model_overrides)
         if self.dataset is not None and datasets.is_tokens(self.dataset) != (
             card.input_kind == "tokens"
         ):
@@ -163,6 +169,25 @@ def build_learner(cfg: RunConfig, total_steps: int | None = None):
         loss_options=cfg.loss_options,
         **extra,
     )
+
+
+def check_build(cfg: RunConfig) -> None:
+    """Build the config's learner and trace its `init` abstractly (nothing allocated, no
+    data read): model overrides it cannot be built with (a negative layer size, an empty
+    stack) are a `ZooError` naming them, not a traceback from inside Flax. The CLI calls
+    this before it loads data."""
+    cfg = cfg.resolved()
+    if not cfg.model_overrides:
+        return  # the registered configurations build (tests/test_registry.py)
+    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
+    sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
+    try:
+        jax.eval_shape(build_learner(cfg).init, jax.random.PRNGKey(0), sample)
+    except (TypeError, ValueError, ZeroDivisionError, IndexError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ZooError(
+            f"{cfg.model} cannot be built with {cfg.model_overrides}: {reason}"
+        ) from None
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -531,12 +556,17 @@ def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
     config_file = run_path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{run_path} is not a run directory (no config.json)")
-    fields = json.loads(config_file.read_text())
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    cfg = RunConfig(**{k: v for k, v in fields.items() if k in known})
-    if data_dir is not None:
-        cfg.data_dir = data_dir
-    cfg = cfg.resolved()
+    try:
+        fields = json.loads(config_file.read_text())
+        known = {f.name for f in dataclasses.fields(RunConfig)}
+        cfg = RunConfig(**{k: v for k, v in fields.items() if k in known})
+        if data_dir is not None:
+            cfg.data_dir = data_dir
+        cfg = cfg.resolved()
+    except ZooError:
+        raise
+    except (ValueError, TypeError, AttributeError) as err:  # not JSON, not a dict, a field's type
+        raise CheckpointError(f"{config_file} is not a run's config: {err}") from None
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
     learner = build_learner(cfg)
     sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
