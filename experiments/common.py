@@ -5,16 +5,38 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 
+from zoo_jax.errors import ZooError
 from zoo_jax.train.checkpoint import versions
 
-__all__ = ["claim", "device", "git_commit", "read_rows", "result_row", "versions", "write_rows"]
+__all__ = [
+    "claim",
+    "device",
+    "entry",
+    "git_commit",
+    "read_rows",
+    "result_row",
+    "versions",
+    "write_rows",
+]
 
 RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def entry(main: Callable[[], int]) -> int:
+    """Run an experiment's `main` as the CLI runs a command: a `ZooError` (an unknown model
+    or dataset, an option out of range) is one line on stderr and exit status 2."""
+    try:
+        return main()
+    except ZooError as err:
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        return 2
 
 
 def git_commit() -> str:

@@ -25,6 +25,8 @@ import sys
 
 from experiments import common, report
 from zoo_jax import registry
+from zoo_jax.data import datasets as zoo_datasets
+from zoo_jax.errors import ZooError
 from zoo_jax.train.loop import RunConfig, fit
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -156,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models.split(",") if args.models else MODELS
     if args.quick:
         models = [m for m in models if m in ("lenet5", "resnet18")] or models[:1]
-    for name in models:
-        registry.get_card(name)  # unknown names fail before anything trains
-    out_dir = common.RESULTS_DIR / "quick" / "conv_zoo" if args.quick else OUT
     datasets = args.datasets.split(",")
+    for name in models:  # unknown names and bad values fail before anything trains
+        registry.get_card(name)
+    for name in datasets:
+        zoo_datasets.canonical(name)
+    if args.width <= 0:
+        raise ZooError(f"--width must be > 0, got {args.width}")
+    out_dir = common.RESULTS_DIR / "quick" / "conv_zoo" if args.quick else OUT
     plan = [(row_id(m, d, args.width, args.augment), m, d) for m in models for d in datasets]
     run = lambda m, d: run_row(
         m, d, args.width, args.quick, args.data_dir, args.epochs, args.train_limit, args.augment
@@ -171,4 +177,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.entry(main))

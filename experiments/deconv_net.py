@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common, report
+from zoo_jax.data import datasets
 from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, fit, restore_run
 
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
     args = parser.parse_args(argv)
     out_dir = common.RESULTS_DIR / "quick" / "deconv_net" if args.quick else OUT
-    plan = [(d, d) for d in args.datasets.split(",")]
+    plan = [(datasets.canonical(d), d) for d in args.datasets.split(",")]  # unknown: exit 2
     run = lambda d: run_row(d, args.quick, args.data_dir)
     common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not (args.no_report or args.quick):
@@ -147,4 +148,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.entry(main))

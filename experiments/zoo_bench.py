@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     models = args.models.split(",") if args.models else registry.list_models()
-    if args.quick:
-        models = ["mlp", "lenet5"]
     for name in models:
         registry.get_card(name)  # unknown names fail before anything runs
+    if args.quick:
+        models = ["mlp", "lenet5"]
     directory = common.RESULTS_DIR / "quick" / "zoo_bench" if args.quick else out_dir()
     for model in models:
         path = directory / f"{model}.json"
@@ -101,4 +101,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.entry(main))

@@ -1,5 +1,6 @@
 """The seed-table script's quick mode runs and writes DESIGN §7 rows (not to the real results)."""
 
+import importlib
 import json
 
 import numpy as np
@@ -184,3 +185,20 @@ def test_conv_zoo_quick_with_augmentation(tmp_path, monkeypatch):
     assert row["row"] == "lenet5_mnist_affine" and row["config"]["augment"] == "affine"
     assert row["config"]["params"] == 60_000 and "distorted (affine" in row["notes"]
     assert "| lenet5 + affine | 1 | 60,000 |" in report.render([row])
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        ("conv_zoo", ["--models", "resnt18"], "did you mean 'resnet18'"),
+        ("conv_zoo", ["--datasets", "cifar"], "unknown dataset"),
+        ("conv_zoo", ["--width", "0"], "--width must be > 0"),
+        ("deconv_net", ["--datasets", "cifar"], "unknown dataset"),
+        ("zoo_bench", ["--models", "lenet", "--quick"], "did you mean 'lenet5'"),
+    ],
+)
+def test_experiment_bad_options_are_one_line_and_exit_2(capsys, script, argv, message):
+    module = importlib.import_module(f"experiments.{script}")
+    assert common.entry(lambda: module.main(argv)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and message in err
