@@ -102,6 +102,8 @@ def test_deconv_net_quick_judges_generated_images(tmp_path, monkeypatch):
     params = 12 * 256 + 256 + 257 * 1568 + 9 * 32 * 32 + 32 + 9 * 32 * 16 + 16 + 9 * 16 + 1
     assert row["model"] == "deconv_net" and row["config"]["params"] == params
     assert 0 <= m["judged_accuracy"] <= 1 and sum(m["judged_per_class"].values()) > 0
+    assert 0 <= m["optimum_judged_accuracy"] <= 1  # the translated class means, judged
+    assert m["optimum_judged_per_class"].keys() == m["judged_per_class"].keys()
     assert 0.5 < m["test_accuracy"] < 1  # pixel agreement of the generated images
 
 

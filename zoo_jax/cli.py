@@ -345,10 +345,8 @@ def _per_image(flops: float | None, batch_size: int) -> float | None:
 
 def cmd_bench(args) -> None:
     overrides = _json_pairs(args.set, "--set", "width=0.25")
-    check_build(
-        RunConfig(args.model, optimizer=args.optimizer, batch_size=args.batch_size,
-                  model_overrides=overrides)
-    )  # fmt: skip
+    options = {"optimizer": args.optimizer, "batch_size": args.batch_size}
+    check_build(RunConfig(args.model, model_overrides=overrides, **options))
     print(json.dumps(bench(args.model, args.batch_size, args.steps, args.optimizer, overrides)))
 
 

@@ -452,6 +452,15 @@ def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | 
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(variables.get("params", {})))
 
 
+# The kinds of value an override may take, by its field's annotation (others: not checked).
+_KINDS = {
+    "bool": (bool, "true or false"),
+    "int": (int, "an integer"),
+    "float": (int | float, "a number"),
+    "str": (str, "a string"),
+}
+
+
 def check_overrides(name: str, overrides: dict[str, Any]) -> None:
     """Model overrides that would build fine and then fail in training or train garbage are
     a `ZooError`: unknown names, a value of a field annotated `float`, `int`, `bool` or `str`
@@ -469,15 +478,6 @@ def check_overrides(name: str, overrides: dict[str, Any]) -> None:
             raise ZooError(f"{name} {key} must be in [0, 1), got {value!r}")
         if key == "width" and not value > 0:
             raise ZooError(f"{name} width must be > 0, got {value!r}")
-
-
-# The kinds of value an override may take, by its field's annotation (others: not checked).
-_KINDS = {
-    "bool": (bool, "true or false"),
-    "int": (int, "an integer"),
-    "float": (int | float, "a number"),
-    "str": (str, "a string"),
-}
 
 
 def _annotations(card: ZooCard) -> dict[str, str]:
