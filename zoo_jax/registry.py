@@ -413,8 +413,7 @@ def get_card(name: str) -> ZooCard:
 def get_model(name: str, **overrides: Any) -> nn.Module:
     """Build model `name` with its reference configuration, attributes replaced by `overrides`."""
     card = get_card(name)
-    module_cls = card.build.func if hasattr(card.build, "func") else card.build
-    fields = {f.name for f in dataclasses.fields(module_cls)} - {"parent", "name"}
+    fields = set(_annotations(card))
     unknown = set(overrides) - fields
     if unknown:
         bad = sorted(unknown)[0]
@@ -481,5 +480,7 @@ def check_overrides(name: str, overrides: dict[str, Any]) -> None:
 
 
 def _annotations(card: ZooCard) -> dict[str, str]:
+    """The model's attributes (what overrides may set), each with its annotation."""
     module_cls = card.build.func if hasattr(card.build, "func") else card.build
-    return {f.name: str(f.type) for f in dataclasses.fields(module_cls)}
+    fields = dataclasses.fields(module_cls)
+    return {f.name: str(f.type) for f in fields if f.name not in ("parent", "name")}
