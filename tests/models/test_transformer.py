@@ -50,7 +50,7 @@ def test_encoder_layer_equals_torch():
               "ff": {"linear1": _dense(ref.linear1), "linear2": _dense(ref.linear2)}}  # fmt: skip
     x = np.random.default_rng(0).normal(size=(2, 5, D)).astype(np.float32)
     mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
-    ours = attention.EncoderLayer(HEADS, FF, 0.0).apply({"params": params}, x, mask)
+    ours = jax.jit(attention.EncoderLayer(HEADS, FF, 0.0).apply)({"params": params}, x, mask)
     with torch.no_grad():
         theirs = ref(torch.from_numpy(x), src_key_padding_mask=torch.from_numpy(~mask))
     np.testing.assert_allclose(ours[0], theirs[0].numpy(), rtol=1e-4, atol=1e-5)
@@ -67,7 +67,7 @@ def test_decoder_layer_equals_torch():
     memory = rng.normal(size=(2, 6, D)).astype(np.float32)
     memory_mask = np.array([[1] * 6, [1, 1, 1, 1, 0, 0]], bool)
     causal = np.broadcast_to(np.tril(np.ones((4, 4), bool)), (2, 4, 4))
-    ours, _ = attention.DecoderLayer(HEADS, FF, 0.0).apply(
+    ours, _ = jax.jit(attention.DecoderLayer(HEADS, FF, 0.0).apply)(
         {"params": params}, x, memory, causal, memory_mask
     )
     with torch.no_grad():
@@ -93,16 +93,17 @@ def test_encoder_decoder_is_causal_and_ignores_padding():
     source = rng.integers(1, 11, (2, 6)).astype(np.int32)
     source[1, 4:] = 0  # padding
     target = rng.integers(1, 13, (2, 5)).astype(np.int32)
-    params = model.init(jax.random.PRNGKey(0), source, target)
-    logits = model.apply(params, source, target)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), source, target)
+    apply = jax.jit(model.apply, static_argnames="method")  # compiled once per shape, not per op
+    logits = apply(params, source, target)
     assert logits.shape == (2, 5, 13)
     later = target.copy()
     later[:, 3:] = (later[:, 3:] % 12) + 1  # change the future tokens
-    np.testing.assert_allclose(model.apply(params, source, later)[:, :3], logits[:, :3], atol=1e-5)
-    unpadded = model.apply(params, source[1:, :4], target[1:])  # the same sentence, no PAD
+    np.testing.assert_allclose(apply(params, source, later)[:, :3], logits[:, :3], atol=1e-5)
+    unpadded = apply(params, source[1:, :4], target[1:])  # the same sentence, no PAD
     np.testing.assert_allclose(unpadded, logits[1:], atol=1e-5)
-    memory, mask = model.apply(params, source, method=attention.Transformer.encode)
-    step, weights = model.apply(params, target, memory, mask, method=attention.Transformer.decode)
+    memory, mask = apply(params, source, method=attention.Transformer.encode)
+    step, weights = apply(params, target, memory, mask, method=attention.Transformer.decode)
     np.testing.assert_allclose(step, logits, atol=1e-5)
     assert float(jnp.max(weights[1, :, :, 4:])) == 0.0  # no attention on source padding
 
@@ -110,16 +111,17 @@ def test_encoder_decoder_is_causal_and_ignores_padding():
 def test_encoder_only_and_decoder_only():
     encoder = attention.Transformer(kind="encoder", source_features=28, num_classes=10, **SMALL)
     rows = np.random.default_rng(3).random((2, 28, 28)).astype(np.float32)
-    params = encoder.init(jax.random.PRNGKey(0), rows)
-    assert encoder.apply(params, rows).shape == (2, 10)
+    params = jax.jit(encoder.init)(jax.random.PRNGKey(0), rows)
+    assert jax.jit(encoder.apply)(params, rows).shape == (2, 10)
     decoder = attention.Transformer(kind="decoder", target_vocab=17, **SMALL)
     ids = np.random.default_rng(4).integers(1, 17, (2, 9)).astype(np.int32)
-    params = decoder.init(jax.random.PRNGKey(0), ids)
-    logits = decoder.apply(params, ids)
+    params = jax.jit(decoder.init)(jax.random.PRNGKey(0), ids)
+    apply = jax.jit(decoder.apply)
+    logits = apply(params, ids)
     assert logits.shape == (2, 9, 17) and "cross_attn" not in params["params"]["decoder_0"]
     changed = ids.copy()
     changed[:, 5:] = 1
-    np.testing.assert_allclose(decoder.apply(params, changed)[:, :5], logits[:, :5], atol=1e-5)
+    np.testing.assert_allclose(apply(params, changed)[:, :5], logits[:, :5], atol=1e-5)
 
 
 def test_bad_configurations_raise():

@@ -34,15 +34,16 @@ def test_language_model_is_scored_per_token():
     state = learner.init(jax.random.PRNGKey(0), {"inputs": x})
     weight = np.array([1, 1, 1, 0], np.float32)  # the last row is padding
     sums = learner.evaluate(state, {"inputs": x, "labels": y, "weight": weight})
-    logits = model.apply({"params": state.params}, x)
+    logits = jax.jit(model.apply)({"params": state.params}, x)
     expected = _ce(logits, y)[:3]
     assert float(sums["count"]) == 30
     np.testing.assert_allclose(float(sums["loss_sum"]), expected.sum(), rtol=1e-5)
     hits = (np.argmax(logits, -1) == y)[:3].sum()
     assert float(sums["correct"]) == hits
     losses_seen = []
+    update = jax.jit(learner.update)  # as the engine runs it: one compile, not 30 eager scans
     for _ in range(30):
-        state, metrics = learner.update(state, {"inputs": x, "labels": y}, jax.random.PRNGKey(1))
+        state, metrics = update(state, {"inputs": x, "labels": y}, jax.random.PRNGKey(1))
         losses_seen.append(float(metrics["loss"]))
     assert losses_seen[-1] < 0.8 * losses_seen[0]  # it learns four sequences
 
@@ -57,11 +58,11 @@ def test_translation_loss_is_teacher_forced_and_masks_padding():
     source = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], np.int32)
     labels = np.array([[1, 10, 11, 2], [1, 12, 2, 0]], np.int32)  # the second ends early
     state = learner.init(jax.random.PRNGKey(0), {"inputs": source})
-    logits = model.apply({"params": state.params}, source, labels[:, :-1])
+    logits = jax.jit(model.apply)({"params": state.params}, source, labels[:, :-1])
     per_token = _ce(logits, labels[:, 1:])
     real = labels[:, 1:] != 0
     mean = (per_token * real).sum() / real.sum()
-    state, metrics = learner.update(state, {"inputs": source, "labels": labels}, None)
+    state, metrics = jax.jit(learner.update)(state, {"inputs": source, "labels": labels}, None)
     np.testing.assert_allclose(float(metrics["loss"]), mean, rtol=1e-5)
     assert abs(mean - per_token.mean()) > 1e-3  # the mask matters here
 
@@ -70,7 +71,8 @@ def test_translation_evaluation_counts_exact_greedy_sequences():
     model, learner = _translation()
     source = np.array([[5, 6, 7, 0], [8, 9, 0, 0], [3, 4, 5, 6]], np.int32)
     state = learner.init(jax.random.PRNGKey(0), {"inputs": source})
-    tokens, _ = model.apply({"params": state.params}, source, 3, method="greedy")
+    greedy = jax.jit(lambda p, s: model.apply(p, s, 3, method="greedy"))
+    tokens, _ = greedy({"params": state.params}, source)
     tokens = np.asarray(tokens)
     labels = np.concatenate([np.ones((3, 1), np.int32), tokens], 1)
     labels[1, 2] = (labels[1, 2] + 1) % 40  # one wrong character in the second
@@ -82,12 +84,17 @@ def test_translation_evaluation_counts_exact_greedy_sequences():
 def test_transformer_greedy_equals_step_by_step_argmax():
     model = registry.get_model("transformer", d_model=8, num_heads=2, d_ff=16, num_layers=1)
     source = np.array([[5, 6, 7, 0], [8, 9, 10, 11]], np.int32)
-    params = model.init(jax.random.PRNGKey(0), source, np.ones((2, 1), np.int32))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), source, np.ones((2, 1), np.int32))
     tokens, weights = jax.jit(lambda p, s: model.apply(p, s, 5, method="greedy"))(params, source)
-    prefix = np.ones((2, 1), np.int32)
-    for _ in range(5):  # an independent loop: the whole prefix through the model each step
-        logits = model.apply(params, source, prefix)
-        prefix = np.concatenate([prefix, np.argmax(logits[:, -1], -1)[:, None]], 1)
+    # An independent loop: the whole prefix through the model each step, padded to one
+    # length so that one compile serves every step (the decoder is causal: position t
+    # reads positions <= t only, tested in test_transformer).
+    apply = jax.jit(model.apply)
+    prefix = np.zeros((2, 6), np.int32)
+    prefix[:, 0] = 1  # BOS
+    for t in range(5):
+        logits = apply(params, source, prefix)
+        prefix[:, t + 1] = np.argmax(logits[:, t], -1)
     np.testing.assert_array_equal(tokens, prefix[:, 1:])
     assert weights.shape == (2, 5, 4) and float(jnp.max(weights[0, :, 3])) == 0.0  # PAD
     np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, rtol=1e-5)
@@ -99,8 +106,9 @@ def test_language_models_are_causal_and_counted_exactly():
     changed[0, 7:] = (changed[0, 7:] + 5) % 97
     for name in ("char_rnn", "transformer_lm"):
         model = registry.get_model(name, **registry.get_card(name).test_overrides)
-        params = model.init(jax.random.PRNGKey(0), ids)
-        a, b = model.apply(params, ids), model.apply(params, changed)
+        params = jax.jit(model.init)(jax.random.PRNGKey(0), ids)
+        apply = jax.jit(model.apply)
+        a, b = apply(params, ids), apply(params, changed)
         np.testing.assert_allclose(a[0, :7], b[0, :7], atol=1e-6)  # the past only
         assert not np.allclose(a[0, 7:], b[0, 7:])
     # embed 97×64; LSTM 4·256·(64 + 256) + 4·256; readout 256·97 + 97
