@@ -18,6 +18,7 @@ def _run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.xdist_group("every_card_counted")  # one worker traces the 50 models
 def test_list_json(capsys):
     code, out, _ = _run(capsys, "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}

@@ -42,6 +42,7 @@ def test_every_seed_table_row_is_defined_once():
     assert tables.count(seed_tables.T151) == 4 and tables.count(seed_tables.TF) == 1
 
 
+@pytest.mark.xdist_group("every_card_counted")  # one worker traces the 50 models
 def test_readme_generated_blocks_are_current():
     """The README's zoo and speed tables are exactly what `experiments.report` generates."""
     text = report.README.read_text()

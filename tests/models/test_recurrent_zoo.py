@@ -3,7 +3,6 @@ same networks built in Keras 3 (cells Keras has) or counted from the equations (
 and one jitted update each."""
 
 import jax
-import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
@@ -44,23 +43,33 @@ FORMULA = {  # Keras-style counts written from each cell's equations
 }
 
 
+def random_params(model, x):
+    """N(0, 0.1) parameters in the model's shapes (drawn on the host: no init compiled)."""
+    rng = np.random.default_rng(1)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)["params"]
+    return jax.tree.map(lambda a: rng.normal(0, 0.1, a.shape).astype(np.float32), shapes)
+
+
+def assert_same_logits(model, params, reference, x):
+    """Both forward passes compiled whole (Keras's `predict`), as users run them."""
+    ours = jax.jit(model.apply)({"params": params}, x)
+    np.testing.assert_allclose(ours, reference.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", KERAS_NAMES)
 def test_counts_and_logits_equal_keras(name):
     reference = keras_model(name)
     assert registry.count_params(name) == reference.count_params()
     model = zoo_jax.get_model(name, dropout=0.0)
     x = np.random.default_rng(0).random((2, 28, 28)).astype(np.float32)
-    params = model.init(jax.random.PRNGKey(0), x)["params"]
-    rng = np.random.default_rng(1)
-    params = jax.tree.map(lambda a: rng.normal(0, 0.1, a.shape).astype(np.float32), params)
+    params = random_params(model, x)
     # Our cells are named in order of construction (forward before backward, lower layer
     # first), as Keras's weights are ordered; the readout last.
     ours = [params[k] for k in sorted(params, key=lambda k: (k.startswith("Dense"), k))]
     for layer, p in zip(reference.layers, _split(ours, reference), strict=True):
         for w, value in zip(layer.weights, p, strict=True):
             w.assign(value)
-    np.testing.assert_allclose(model.apply({"params": params}, x), reference(x), rtol=1e-4,
-                               atol=1e-5)  # fmt: skip
+    assert_same_logits(model, params, reference, x)
 
 
 def _split(ours, reference):
@@ -88,7 +97,8 @@ def test_one_jitted_update(name):
     state = learner.init(jax.random.PRNGKey(0), batch)
     new_state, metrics = jax.jit(learner.update)(state, batch, jax.random.PRNGKey(1))
     assert bool(metrics["finite"]) and int(new_state.step) == 1
-    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
+    moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), state.params,
+                         new_state.params)  # fmt: skip
     assert all(jax.tree.leaves(moved))
 
 
@@ -104,9 +114,7 @@ def test_attention_rnn_equals_keras_functional_model():
     assert registry.count_params("attention_rnn") == reference.count_params() == 22_666
     model = zoo_jax.get_model("attention_rnn")
     x = np.random.default_rng(0).random((2, 28, 28)).astype(np.float32)
-    rng = np.random.default_rng(1)
-    params = jax.tree.map(lambda a: rng.normal(0, 0.1, a.shape).astype(np.float32),
-                          model.init(jax.random.PRNGKey(0), x)["params"])  # fmt: skip
+    params = random_params(model, x)
     cell, dense = params["ElmanCell_0"], params["Dense_0"]
     rnn_layer, dense_layer = reference.layers[1], reference.layers[-1]
     for w, v in zip(rnn_layer.weights, (cell["kernel"], cell["recurrent_kernel"], cell["bias"]),
@@ -114,8 +122,7 @@ def test_attention_rnn_equals_keras_functional_model():
         w.assign(v)
     for w, v in zip(dense_layer.weights, (dense["kernel"], dense["bias"]), strict=True):
         w.assign(v)
-    np.testing.assert_allclose(model.apply({"params": params}, x), reference(x), rtol=1e-4,
-                               atol=1e-5)  # fmt: skip
+    assert_same_logits(model, params, reference, x)
 
 
 def test_transformer_encoder_count_equals_torch_layers():
@@ -135,13 +142,10 @@ def test_conv_lstm_equals_keras_convlstm2d():
     assert registry.count_params("conv_lstm") == reference.count_params() == 41_226
     model = zoo_jax.get_model("conv_lstm")
     x = np.random.default_rng(0).random((2, 4, 7, 28, 1)).astype(np.float32)
-    params = model.init(jax.random.PRNGKey(0), x)["params"]
-    rng = np.random.default_rng(1)
-    params = jax.tree.map(lambda a: rng.normal(0, 0.1, a.shape).astype(np.float32), params)
+    params = random_params(model, x)
     cell = params["ConvLSTMCell_0"]
     weights = [cell["kernel"], cell["recurrent_kernel"], cell["bias"]]
     weights += [params["Dense_0"]["kernel"], params["Dense_0"]["bias"]]
     for w, value in zip(reference.weights, weights, strict=True):
         w.assign(value)
-    np.testing.assert_allclose(model.apply({"params": params}, x), reference(x), rtol=1e-4,
-                               atol=1e-5)  # fmt: skip
+    assert_same_logits(model, params, reference, x)

@@ -23,11 +23,11 @@ def _model(attention="general", vocab=12):
 def test_every_attention_trains_and_greedy_agrees_with_teacher_forcing(attention):
     model = _model(attention)
     target_in = np.array([[1, 3, 4, 5], [1, 6, 7, 2]], np.int32)
-    params = model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)},
-                        SOURCE, target_in)  # fmt: skip
+    params = jax.jit(model.init)({"params": jax.random.PRNGKey(0),
+                                  "dropout": jax.random.PRNGKey(1)}, SOURCE, target_in)  # fmt: skip
     loss = lambda p: jnp.mean(model.apply(p, SOURCE, target_in, train=True,
                                           rngs={"dropout": jax.random.PRNGKey(2)}) ** 2)  # fmt: skip
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     assert float(jnp.abs(grads["params"]["step"]["readout"]["kernel"]).sum()) > 0
     tokens, weights = jax.jit(lambda p, s: model.apply(p, s, 5, method=Seq2Seq.greedy))(
         params, SOURCE
@@ -36,7 +36,7 @@ def test_every_attention_trains_and_greedy_agrees_with_teacher_forcing(attention
     if attention != "none":
         assert float(jnp.max(weights[1, :, 3:])) == 0.0  # padding is never attended
     forced = np.concatenate([np.ones((2, 1), np.int32), np.asarray(tokens[:, :-1])], 1)
-    logits = model.apply(params, SOURCE, forced)
+    logits = jax.jit(model.apply)(params, SOURCE, forced)
     np.testing.assert_array_equal(np.argmax(logits, -1), tokens)
 
 
@@ -46,9 +46,9 @@ def test_beam_search_finds_the_most_probable_sequence():
     follows it costs nothing and is padding)."""
     vocab, steps = 5, 3
     model = _model("general", vocab)
-    params = model.init(jax.random.PRNGKey(3), SOURCE, np.ones((2, steps), np.int32))
-    best = model.apply(params, SOURCE, steps, beam=25, length_norm=False,
-                       method=Seq2Seq.beam_search)  # fmt: skip
+    params = jax.jit(model.init)(jax.random.PRNGKey(3), SOURCE, np.ones((2, steps), np.int32))
+    best = jax.jit(lambda p, s: model.apply(p, s, steps, beam=25, length_norm=False,
+                                            method=Seq2Seq.beam_search))(params, SOURCE)  # fmt: skip
 
     sequences = np.array([s for s in itertools.product(range(vocab), repeat=steps)
                           if all(s[t] == 2 for t in range(steps) if 2 in s[:t])], np.int32)  # fmt: skip
@@ -68,9 +68,11 @@ def test_beam_search_finds_the_most_probable_sequence():
 
 def test_beam_of_one_is_greedy():
     model = _model("dot")
-    params = model.init(jax.random.PRNGKey(4), SOURCE, np.ones((2, 6), np.int32))
-    greedy, _ = model.apply(params, SOURCE, 6, method=Seq2Seq.greedy)
-    beam = model.apply(params, SOURCE, 6, beam=1, method=Seq2Seq.beam_search)
+    params = jax.jit(model.init)(jax.random.PRNGKey(4), SOURCE, np.ones((2, 6), np.int32))
+    greedy, _ = jax.jit(lambda p, s: model.apply(p, s, 6, method=Seq2Seq.greedy))(params, SOURCE)
+    beam = jax.jit(lambda p, s: model.apply(p, s, 6, beam=1, method=Seq2Seq.beam_search))(
+        params, SOURCE
+    )
     greedy = np.asarray(greedy)
     for row in range(2):
         g = list(greedy[row])
