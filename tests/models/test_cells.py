@@ -17,11 +17,11 @@ def _random_params(cell, x, seed=0):
     """The cell's parameters, drawn N(0, 0.5²) (initialisers would hide wrong gate orders)."""
     rng = np.random.default_rng(seed)
     abstract = jax.eval_shape(nn.RNN(cell).init, jax.random.PRNGKey(0), x)["params"]
-    return jax.tree.map(lambda a: jnp.asarray(rng.normal(0, 0.5, a.shape), jnp.float32), abstract)
+    return jax.tree.map(lambda a: rng.normal(0, 0.5, a.shape).astype(np.float32), abstract)
 
 
 def _run(cell, params, x):
-    return np.asarray(nn.RNN(cell).apply({"params": params}, x))
+    return np.asarray(jax.jit(nn.RNN(cell).apply)({"params": params}, x))
 
 
 KERAS = {
@@ -149,12 +149,13 @@ def test_recurrent_layer_masking_state_and_direction_equal_keras():
         for return_sequences in (False, True):
             layer = Recurrent(cells.LSTMCell(U), return_sequences=return_sequences,
                               return_state=True, go_backwards=go_backwards)  # fmt: skip
-            variables = layer.init(jax.random.PRNGKey(0), x, mask=mask)
+            variables = jax.eval_shape(layer.init, jax.random.PRNGKey(0), x, mask=mask)
             params = jax.tree.map(
-                lambda a: jnp.asarray(rng.normal(0, 0.5, a.shape), jnp.float32),
-                variables["params"],
+                lambda a: rng.normal(0, 0.5, a.shape).astype(np.float32), variables["params"]
             )
-            out, (c, h) = layer.apply({"params": params}, x, mask=mask, initial_state=init)
+            apply = jax.jit(lambda p, x, mask, init, layer=layer: layer.apply(
+                {"params": p}, x, mask=mask, initial_state=init))  # fmt: skip
+            out, (c, h) = apply(params, x, mask, init)
             ref = keras.layers.LSTM(U, return_sequences=return_sequences, return_state=True,
                                     go_backwards=go_backwards)  # fmt: skip
             ref.build((B, T, D))
@@ -179,8 +180,8 @@ def test_bidirectional_stacked_equals_keras():
             return Recurrent(cells.ElmanCell(4))(x)
 
     params = jax.tree.map(
-        lambda a: jnp.asarray(rng.normal(0, 0.5, a.shape), jnp.float32),
-        Stack().init(jax.random.PRNGKey(0), x)["params"],
+        lambda a: rng.normal(0, 0.5, a.shape).astype(np.float32),
+        jax.eval_shape(Stack().init, jax.random.PRNGKey(0), x)["params"],
     )
     ref = keras.Sequential([
         keras.Input((T, D)),
@@ -191,7 +192,8 @@ def test_bidirectional_stacked_equals_keras():
     _keras_weights(ref.layers[0].forward_layer, params["GRUCell_0"])
     _keras_weights(ref.layers[0].backward_layer, params["GRUCell_1"])
     _keras_weights(ref.layers[1], params["ElmanCell_0"])
-    np.testing.assert_allclose(Stack().apply({"params": params}, x), ref(x), rtol=1e-5, atol=1e-5)
+    ours = jax.jit(Stack().apply)({"params": params}, x)
+    np.testing.assert_allclose(ours, ref.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
 
 def test_recurrent_layer_rejects_bad_shapes():
