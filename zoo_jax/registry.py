@@ -437,8 +437,7 @@ def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | 
     A registered name's count is its default configuration's, traced once per process
     (`zoo-jax list` traces all of them: about 12 s on 2 cores)."""
     if isinstance(name_or_model, str):
-        get_card(name_or_model)  # an unknown name raises here, with suggestions, uncached
-        return _count_registered(name_or_model)
+        return _count_registered(name_or_model)  # an unknown name raises (nothing cached)
     if input_shape is None:
         raise ZooError("count_params needs input_shape for a model instance")
     return _count(name_or_model, input_shape)
