@@ -211,3 +211,53 @@ def test_cpu_fusion_barrier_keeps_a_residual_streams_work_linear_in_depth():
     assert with_barrier[2] / with_barrier[1] < 2.2 and with_barrier[1] / with_barrier[0] < 2.2
     assert without[2] / without[1] > 2.5  # the problem the barrier is for is still XLA's
     assert with_barrier[2] < 0.5 * without[2]
+
+
+BERNOULLI_CASES = [((128, 256), 0.55), ((7, 5), 0.8), ((3,), 0.5), ((2, 1, 28), 0.9), ((), 0.3)]
+
+
+def test_bernoulli_is_jax_random_bernoulli_bit_for_bit():
+    """Raw and typed keys, several shapes and probabilities, all in one compiled program."""
+
+    def both(raw_key):
+        out = []
+        for i, (shape, p) in enumerate(BERNOULLI_CASES):
+            for key in (jax.random.fold_in(raw_key, i), jax.random.wrap_key_data(raw_key)):
+                out.append((layers.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape)))
+        return out
+
+    for seed in (0, 7):
+        for ours, ref in jax.jit(both)(jax.random.PRNGKey(seed)):
+            assert ours.dtype == ref.dtype == jnp.bool_
+            np.testing.assert_array_equal(ours, ref)
+
+
+def test_bernoulli_on_cpu_is_unrolled_and_computed_once():
+    """The reason it exists: no rolled Threefry loop, and the mask behind a conditional
+    (the fusion barrier), which `jax.random.bernoulli`'s mask has neither of."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the fast path is the CPU's")
+    key = jax.random.PRNGKey(0)
+    hlo = lambda f: jax.jit(lambda k: f(k, 0.5, (16, 16))).lower(key).compile().as_text()
+    ours, ref = hlo(layers.bernoulli), hlo(jax.random.bernoulli)
+    assert " while(" not in ours and " conditional(" in ours
+    assert " while(" in ref and " conditional(" not in ref
+
+
+@pytest.mark.parametrize(
+    ("rate", "broadcast_dims"), [(0.45, ()), (0.2, (1,)), (0.5, (-1,)), (1.0, ()), (0.0, ())]
+)
+def test_dropout_equals_flax_dropout_values_and_gradients(rate, broadcast_dims):
+    x = normal(np.random.default_rng(3), (4, 6, 5))
+    rngs = {"dropout": jax.random.PRNGKey(11)}
+
+    def value_and_grad(module):
+        loss = lambda x: jnp.sum(jnp.sin(module.apply({}, x, deterministic=False, rngs=rngs)))
+        return jax.jit(jax.value_and_grad(loss))(x)
+
+    ours = value_and_grad(layers.Dropout(rate, broadcast_dims))
+    ref = value_and_grad(nn.Dropout(rate, broadcast_dims))
+    for a, b in zip(ours, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    same = layers.Dropout(rate).apply({}, x, deterministic=True)
+    np.testing.assert_array_equal(same, x)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from zoo_jax.errors import ZooError
+from zoo_jax.models import layers
 from zoo_jax.models.cells import CELLS, LSTMCell
 from zoo_jax.models.recurrent import Recurrent
 
@@ -208,7 +209,7 @@ class AttentionRNNClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        x = nn.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
+        x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         states = Recurrent(CELLS[self.cell](self.units), return_sequences=True)(x)
         query = states[:, -1:]
         context, _ = LuongAttention(self.score)(query, states)
@@ -242,7 +243,7 @@ class FeedForward(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool = False):
         h = nn.relu(nn.Dense(self.d_ff, name="linear1")(x))
-        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        h = layers.Dropout(self.dropout, deterministic=not train)(h)
         return nn.Dense(x.shape[-1], name="linear2")(h)
 
 
@@ -256,7 +257,7 @@ class EncoderLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask=None, *, train: bool = False):
-        drop = lambda y: nn.Dropout(self.dropout, deterministic=not train)(y)
+        drop = lambda y: layers.Dropout(self.dropout, deterministic=not train)(y)
         heads = MultiHeadAttention(self.num_heads, x.shape[-1] // self.num_heads, name="self_attn")
         a, _ = heads(x, x, mask=mask)
         x = nn.LayerNorm(epsilon=1e-5, name="norm1")(x + drop(a))
@@ -275,7 +276,7 @@ class DecoderLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x, memory=None, self_mask=None, memory_mask=None, *, train: bool = False):
-        drop = lambda y: nn.Dropout(self.dropout, deterministic=not train)(y)
+        drop = lambda y: layers.Dropout(self.dropout, deterministic=not train)(y)
         key_dim = x.shape[-1] // self.num_heads
         a, _ = MultiHeadAttention(self.num_heads, key_dim, name="self_attn")(x, x, mask=self_mask)
         x = nn.LayerNorm(epsilon=1e-5, name="norm1")(x + drop(a))
@@ -347,7 +348,7 @@ class Transformer(nn.Module):
             self.readout = nn.Dense(self.target_vocab)
         else:
             self.readout = nn.Dense(self.num_classes)
-        self.drop = nn.Dropout(self.dropout)
+        self.drop = layers.Dropout(self.dropout)
 
     def _positions(self, x, *, train: bool):
         if x.shape[1] > self.max_len:

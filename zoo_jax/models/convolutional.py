@@ -63,7 +63,7 @@ class DeepConvNet(nn.Module):
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:
             x = layers.activation(self.activation)(nn.Dense(width, **init)(x))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = layers.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_classes, **init)(x)
 
 
@@ -247,7 +247,7 @@ class Classifier(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         x = x.reshape(x.shape[0], -1)
         for _ in range(2):
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+            x = layers.Dropout(self.dropout, deterministic=not train)(x)
             x = nn.relu(nn.Dense(self.hidden)(x))
         return nn.Dense(self.num_classes)(x)
 
@@ -405,7 +405,7 @@ class InceptionAux(nn.Module):
             size = x.shape[1] // 4
             x = layers.pool(x, "avg", size, size)
         x = Unit(128, 1, paper=self.paper)(x, train=train).reshape(x.shape[0], -1)
-        x = nn.Dropout(0.7, deterministic=not train)(nn.relu(nn.Dense(1024)(x)))
+        x = layers.Dropout(0.7, deterministic=not train)(nn.relu(nn.Dense(1024)(x)))
         return nn.Dense(self.num_classes)(x)
 
 
@@ -453,7 +453,7 @@ class GoogLeNet(nn.Module):
         x = layers.pool(x, "max", 2, 2, ceil_mode=True) if not self.paper else mpool(x)
         x = block("5b", block("5a", x))
         x = jnp.mean(x, axis=(1, 2))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = layers.Dropout(self.dropout, deterministic=not train)(x)
         logits = nn.Dense(self.num_classes)(x)
         return (logits, *aux) if (train and aux) else logits
 

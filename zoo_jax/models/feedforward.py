@@ -45,7 +45,7 @@ class MLP(nn.Module):
                 x = layers.Maxout(width, self.maxout_pieces)(x)
             else:
                 x = layers.activation(self.activation)(dense(width)(x))
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+            x = layers.Dropout(self.dropout, deterministic=not train)(x)
         return dense(self.num_classes)(x)
 
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from zoo_jax.errors import UnknownNameError, ZooError
-from zoo_jax.models import cells
+from zoo_jax.models import cells, layers
 
 
 def _step(cell, carry, inputs, constants, zero_output_for_mask):
@@ -140,7 +140,7 @@ class RecurrentClassifier(nn.Module):
         if x.ndim != 3:
             raise ZooError(f"{self.cell} classifier takes (batch, time, features), got {x.shape}")
         # broadcast_dims=(1,): the same input mask at every time step, as Keras does.
-        x = nn.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
+        x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         sizes = [self.units] if isinstance(self.units, int) else list(self.units)
         for depth, units in enumerate(sizes):
             layer = partial(self._layer, units, return_sequences=depth < len(sizes) - 1)
@@ -203,7 +203,7 @@ class RecurrentLM(nn.Module):
         for units in [self.units] if isinstance(self.units, int) else list(self.units):
             x = Recurrent(cells.CELLS[self.cell](units, **self.cell_options),
                           return_sequences=True)(x)  # fmt: skip
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+            x = layers.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.vocab, kernel_init=nn.initializers.glorot_uniform())(x)
 
 
