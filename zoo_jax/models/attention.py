@@ -332,7 +332,7 @@ class Transformer(nn.Module):
                 f"Transformer needs num_layers >= 1 and num_heads >= 1 dividing d_model, got "
                 f"num_layers {self.num_layers}, num_heads {self.num_heads}, d_model {self.d_model}"
             )
-        layers = lambda cls, n: [
+        stack = lambda cls, n: [
             cls(self.num_heads, self.d_ff, self.dropout, name=f"{n}_{i}")
             for i in range(self.num_layers)
         ]
@@ -341,10 +341,10 @@ class Transformer(nn.Module):
                 nn.Dense(self.d_model) if self.source_features
                 else nn.Embed(self.source_vocab, self.d_model)
             )  # fmt: skip
-            self.encoder = layers(EncoderLayer, "encoder")
+            self.encoder = stack(EncoderLayer, "encoder")
         if self.kind != "encoder":
             self.target_embed = nn.Embed(self.target_vocab, self.d_model)
-            self.decoder = layers(DecoderLayer, "decoder")
+            self.decoder = stack(DecoderLayer, "decoder")
             self.readout = nn.Dense(self.target_vocab)
         else:
             self.readout = nn.Dense(self.num_classes)

@@ -376,8 +376,9 @@ def bernoulli(key: jax.Array, p: float, shape: Sequence[int]) -> jax.Array:
     mask's generator into each of its consumers: a dropout mask was generated twice per
     train step (forward and backward pass). Here the hash is unrolled and the mask ends
     behind `cpu_fusion_barrier`, so it is computed once. The seed MLP's Adam step (two 128×256
-    masks, batch 128; one process, alternating turns, 8 rounds): 1.75 → 1.62 ms (1.08×, per
-    round 1.06–1.14×); unrolled without the barrier it was no faster (0.96–1.07×). Other
+    masks, batch 128; `nn.Dropout` against this, one process, alternating turns): 1.75 → 1.62 ms
+    (1.08×, 8 rounds 1.06–1.14×), in another sitting 2.10 → 1.92 ms (1.13×, 10 rounds
+    1.03–1.26×); unrolled without the barrier it was no faster (0.96–1.07×). Other
     backends, other PRNG implementations, arrays of 2³² elements or more, and a `p` that is
     not a float32 Python float take `jax.random.bernoulli` itself. Tested equal to it, bit
     for bit.
