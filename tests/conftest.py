@@ -10,11 +10,11 @@ suite went from 33 to 12 minutes. Tests also compile what they check whole (`jax
 run eagerly, every operation compiles on its own for each new shape (the one-layer
 Transformer's greedy-decoding test took 27 s eagerly, 5 s compiled); that took the suite
 from about 9.5 to 7.5 minutes. The two tests that count every card's parameters share a
-worker (`xdist_group`, `--dist loadgroup`), which traces the 50 models once. Subprocesses (the CLI, the notebook's kernel) inherit the
-settings through the environment. Users' runs keep XLA's defaults. The two levels agree to
-float32 rounding, not bitwise (vectorised code sums in another order: after 4 steps of the
-seed CNN the parameters differ by at most 7e-8, ResNet-18's by 2e-6); the bitwise tests
-compare runs at the same level.
+worker (`xdist_group`, `--dist loadgroup`), which traces the 50 models once. Subprocesses
+(the CLI, the notebook's kernel) inherit the settings through the environment. Users' runs
+keep XLA's defaults. The two levels agree to float32 rounding, not bitwise (vectorised code
+sums in another order: after 4 steps of the seed CNN the parameters differ by at most 7e-8,
+ResNet-18's by 2e-6); the bitwise tests compare runs at the same level.
 """
 
 import atexit
