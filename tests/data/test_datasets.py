@@ -26,6 +26,18 @@ def test_dates_are_padded_sources_and_bos_iso_eos_targets():
     assert text.decode_dates(y[0]) == datasets.date_pairs("long", 32).iso[0]
 
 
+@pytest.mark.parametrize(
+    "name, split, shape", [("mnist", "test", (28, 28, 1)), ("chars", "validation", (64,)),
+                           ("dates", "long", (32,))]
+)  # fmt: skip
+def test_a_limit_is_the_first_examples(name, split, shape):
+    x, y = datasets.load(name, split, shape)
+    x_few, y_few = datasets.load(name, split, shape, limit=100)
+    assert x_few.shape == (100, *x.shape[1:]) and len(y_few) == 100
+    np.testing.assert_array_equal(x_few, x[:100])
+    np.testing.assert_array_equal(y_few, y[:100])
+
+
 def test_unknown_dataset_and_split_list_the_choices():
     with pytest.raises(UnknownNameError, match="did you mean 'chars'"):
         datasets.load("chras", "train", (8,))

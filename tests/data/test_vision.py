@@ -55,6 +55,22 @@ def test_corrupted_file_names_both_hashes(tmp_path):
         vision.load("mnist", "test", data_dir=tmp_path)
 
 
+def test_a_file_is_decoded_once_and_read_afresh_when_it_changes(tmp_path):
+    dst = _copy_mnist(tmp_path)
+    first, _ = vision.load("mnist", "test", data_dir=tmp_path)
+    again, _ = vision.load("mnist", "test", data_dir=tmp_path)
+    assert again is first and not first.flags.writeable  # shared, so nobody may change it
+    path = dst / "t10k-labels-idx1-ubyte.gz"  # the same path, one label changed
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[100] = (raw[100] + 1) % 10
+    path.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataError, match=r"t10k-labels.*does not match"):
+        vision.load("mnist", "test", data_dir=tmp_path)
+    path.write_bytes(gzip.compress(bytes(raw[:100] + raw[101:])))  # and a changed length
+    with pytest.raises(DataError, match="does not match"):
+        vision.load("mnist", "test", data_dir=tmp_path)
+
+
 def test_truncated_gzip_is_a_clear_error(tmp_path):
     dst = _copy_mnist(tmp_path)
     path = dst / "t10k-images-idx3-ubyte.gz"

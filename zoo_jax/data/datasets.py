@@ -55,20 +55,26 @@ def date_pairs(split: str, source_len: int) -> text.DatePairs:
 
 
 def load(
-    name: str, split: str, input_shape: tuple[int, ...], data_dir: str | None = None
+    name: str,
+    split: str,
+    input_shape: tuple[int, ...],
+    data_dir: str | None = None,
+    limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`(inputs, labels)` of split `split` of dataset `name`, shaped for a model whose
-    per-example input is `input_shape`."""
+    per-example input is `input_shape`; the first `limit` examples when it is given (only
+    those are converted)."""
     name = canonical(name)
     if split not in SPLITS[name]:
         raise UnknownNameError(f"split of {name!r}", split, SPLITS[name])
     if name == "chars":
         windows = text.lm_windows(getattr(_chars(), split), input_shape[0])
-        return windows[:, :-1], windows[:, 1:]
+        return windows[:limit, :-1], windows[:limit, 1:]
     if name == "dates":
         pairs = date_pairs(split, input_shape[0])
-        return pairs.sources, pairs.targets
+        return pairs.sources[:limit], pairs.targets[:limit]
     images, labels = vision.load(name, split, data_dir)
+    images, labels = images[:limit], labels[:limit]
     return pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)
 
 

@@ -198,8 +198,7 @@ def load_data(cfg: RunConfig) -> Arrays:
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
     arrays = []
     for split, limit in (("train", cfg.train_limit), ("test", cfg.test_limit)):
-        x, y = datasets.load(cfg.dataset, split, input_shape, cfg.data_dir)
-        arrays += [x[:limit], y[:limit]]
+        arrays += datasets.load(cfg.dataset, split, input_shape, cfg.data_dir, limit)
     return check_data(cfg, tuple(arrays))
 
 
@@ -584,8 +583,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dic
     run_path = Path(run_dir)
     cfg, learner, state, meta = restore_run(run_path, data_dir)
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-    x_test, y_test = datasets.load(cfg.dataset, "test", input_shape, cfg.data_dir)
-    x_test, y_test = x_test[: cfg.test_limit], y_test[: cfg.test_limit]
+    x_test, y_test = datasets.load(cfg.dataset, "test", input_shape, cfg.data_dir, cfg.test_limit)
     steps = compile_steps(learner, "none", 1)
     test = _evaluate(steps, steps.put_state(state), x_test, y_test, _eval_batch_size(1))
     return {
