@@ -68,6 +68,48 @@ def test_conv2d_has_nn_conv_parameters_and_values():
     )
 
 
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize(
+    ("kernel", "strides"), [((3, 3), (2, 2)), ((4, 2), (2, 3)), ((1, 1), (1, 1)), ((2, 2), (3, 3))]
+)
+def test_conv_transpose_equals_flax(padding, kernel, strides):
+    """`layers.ConvTranspose` is `nn.ConvTranspose(transpose_kernel=True)`: the same
+    parameters drawn by the same key, values and gradients."""
+    rng = np.random.default_rng(kernel[0] * 10 + strides[1])
+    x = normal(rng, (2, 5, 6, 3))
+    ours = layers.ConvTranspose(4, kernel, strides, padding)
+    ref = nn.ConvTranspose(4, kernel, strides, padding, transpose_kernel=True)
+    key = jax.random.PRNGKey(2)
+    variables = jax.jit(ref.init)(key, x)
+    jax.tree.map(np.testing.assert_array_equal, jax.jit(ours.init)(key, x), variables)
+    apply = lambda module: (
+        lambda x, w: module.apply({"params": {**variables["params"], "kernel": w}}, x)
+    )
+    assert_same_values_and_gradients(apply(ours), apply(ref), x, variables["params"]["kernel"])
+
+
+def test_conv_transpose_on_cpu_has_no_dilated_kernel_in_its_gradient():
+    """XLA:CPU computes a convolution with a dilated kernel in a slow generic loop: JAX's
+    kernel gradient of `lax.conv_transpose` is one, ours is not; forward mode agrees too."""
+    rng = np.random.default_rng(0)
+    x, w = normal(rng, (2, 7, 7, 8)), normal(rng, (3, 3, 4, 8))
+    ref = lambda x, w: lax.conv_transpose(
+        x, w, (2, 2), "SAME", transpose_kernel=True, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    ours = lambda x, w: layers.conv_transpose(x, w, (2, 2))
+    hlo = lambda f: jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1))).lower(x, w)
+    assert "rhs_dilate" in hlo(ref).compile().as_text()
+    assert "rhs_dilate" not in hlo(ours).compile().as_text()
+    tangents = (normal(rng, x.shape), normal(rng, w.shape))
+    np.testing.assert_allclose(
+        jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()[1],
+        jax.jit(lambda: jax.jvp(ref, (x, w), tangents))()[1],
+        rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
+    with pytest.raises(ZooError, match="SAME or VALID"):
+        layers.conv_transpose(x, w, (2, 2), "CIRCULAR")
+
+
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
 @pytest.mark.parametrize("size", [7, 8, 11])
 def test_max_pool_equals_flax(padding, size):

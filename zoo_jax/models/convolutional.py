@@ -105,8 +105,9 @@ class DeconvNet(nn.Module):
     `Conv2DTranspose(20, 3, strides=2, padding="same")` → `Conv2D(1, 3)` → crop to 196×115;
     ReLU after every layer, the output too (`output_activation`). 56,696,041 parameters.
 
-    `ConvTranspose(transpose_kernel=True)` is the gradient of a convolution, which is what
-    Keras's `Conv2DTranspose` computes; "SAME" gives `stride ×` the input size as Keras's
+    `layers.ConvTranspose` (Flax's `ConvTranspose(transpose_kernel=True)`, with a faster
+    kernel gradient on the CPU) is the gradient of a convolution, which is what Keras's
+    `Conv2DTranspose` computes; "SAME" gives `stride ×` the input size as Keras's
     "same" does. The 28×28 training configuration (`registry`: `deconv_net`'s small
     overrides) ends in logits, which the generator learner feeds to a per-pixel loss.
 
@@ -136,7 +137,7 @@ class DeconvNet(nn.Module):
             x = act(nn.Dense(width)(x))
         x = x.reshape((x.shape[0], *self.base_shape))
         for width in self.filters:
-            x = nn.ConvTranspose(width, (3, 3), (2, 2), padding="SAME", transpose_kernel=True)(x)
+            x = layers.ConvTranspose(width, (3, 3), (2, 2), padding="SAME")(x)
             x = act(x)
         x = layers.Conv2D(self.out_channels, (3, 3), padding="SAME")(x)
         x = layers.activation(self.output_activation)(x)
