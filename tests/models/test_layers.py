@@ -100,6 +100,8 @@ def test_conv_transpose_on_cpu_has_no_dilated_kernel_in_its_gradient():
     hlo = lambda f: jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1))).lower(x, w)
     assert "rhs_dilate" in hlo(ref).compile().as_text()
     assert "rhs_dilate" not in hlo(ours).compile().as_text()
+    with layers.native_convolutions():  # how `zoo-jax bench` counts FLOPs: JAX's own gradient
+        assert "rhs_dilate" in hlo(lambda x, w: ours(x, w)).compile().as_text()
     tangents = (normal(rng, x.shape), normal(rng, w.shape))
     np.testing.assert_allclose(
         jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()[1],

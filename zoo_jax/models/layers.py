@@ -292,12 +292,13 @@ def conv_transpose(
     convolution for the kernel and XLA's strided one for the input, and forward mode still
     works. Forward + backward, 3×3 stride 2, batch 128, with the engine's options, medians of
     seven: 7×7×32 → 14×14×32 50 → 25 ms, 14×14×32 → 28×28×16 112 → 53 ms (the padded form for
-    both gradients: 30 and 79 ms). Other backends differentiate `lax.conv_transpose`.
+    both gradients: 30 and 79 ms). Other backends, and `native_convolutions` (which counts
+    FLOPs without the zeros of the dilated input), differentiate `lax.conv_transpose`.
     """
     strides = tuple(strides)
     if padding not in ("SAME", "VALID"):
         raise ZooError(f"conv_transpose padding must be SAME or VALID, got {padding!r}")
-    if use_matmul_lowering():
+    if use_matmul_lowering() and not _NATIVE_CONVOLUTIONS.get():  # FLOPs: count the model's
         return _cpu_conv_transpose(x, kernel, strides, padding)
     return _xla_conv_transpose(x, kernel, strides, padding)
 
