@@ -88,8 +88,7 @@ def split_metrics(cfg: RunConfig, state, split: str) -> dict:
     """Loss and accuracy of a trained state on one split of the config's dataset."""
     learner = build_learner(cfg)
     _, input_shape, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
-    x, y = datasets.load(cfg.dataset, split, input_shape, cfg.data_dir)
-    x, y = x[: cfg.test_limit], y[: cfg.test_limit]
+    x, y = datasets.load(cfg.dataset, split, input_shape, cfg.data_dir, cfg.test_limit)
     pipeline.validate_tokens(x, num_classes)
     steps = compile_steps(learner, "none", 1)
     return _evaluate(steps, steps.put_state(state), x, y, _eval_batch_size(1))

@@ -291,9 +291,10 @@ def conv_transpose(
     and XLA's for the input's, so reverse mode (their transposes) gets the ordinary
     convolution for the kernel and XLA's strided one for the input, and forward mode still
     works. Forward + backward, 3×3 stride 2, batch 128, with the engine's options, medians of
-    seven: 7×7×32 → 14×14×32 50 → 25 ms, 14×14×32 → 28×28×16 112 → 53 ms (the padded form for
-    both gradients: 30 and 79 ms). Other backends, and `native_convolutions` (which counts
-    FLOPs without the zeros of the dilated input), differentiate `lax.conv_transpose`.
+    seven: 7×7×32 → 14×14×32 50 → 25 ms, 14×14×32 → 28×28×16 112 → 53 ms (in another run,
+    the padded form for both gradients: 55 → 30 and 143 → 79 ms). Other backends, and
+    `native_convolutions` (which counts FLOPs without the zeros of the dilated input),
+    differentiate `lax.conv_transpose`.
     """
     strides = tuple(strides)
     if padding not in ("SAME", "VALID"):
