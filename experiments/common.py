@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 
-from zoo_jax.errors import ZooError
+from zoo_jax.errors import ZooError, user_message
 from zoo_jax.train.checkpoint import versions
 
 __all__ = [
@@ -31,11 +31,12 @@ RESULTS_DIR = Path(__file__).parent / "results"
 
 def entry(main: Callable[[], int]) -> int:
     """Run an experiment's `main` as the CLI runs a command: a `ZooError` (an unknown model
-    or dataset, an option out of range) is one line on stderr and exit status 2."""
+    or dataset, an option out of range) or the file system's refusal (a full disk) is one
+    line on stderr and exit status 2."""
     try:
         return main()
-    except ZooError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+    except (ZooError, OSError) as err:
+        print(f"{Path(sys.argv[0]).name}: error: {user_message(err)}", file=sys.stderr)
         return 2
 
 

@@ -168,6 +168,7 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "mlp", "--train-limit", "0"], "train_limit must be >= 1"),
         (["train", "--model", "mlp", "--seed", str(2**32)], "seed must be in [0, 2**32)"),
         (["train", "--model", "mlp", "--data-dir", "/nonexistent"], "does not exist"),
+        (["train", "--model", "mlp", "--data-dir", __file__], "is not a directory"),
         (["train", "--model", "mlp", "--set", "dropout=1"], "dropout must be in [0, 1)"),
         (["train", "--model", "mlp", "--set", 'dropout="a"'], "dropout must be a number"),
         (["train", "--model", "mlp", "--set", "hidden=[-5]"], "cannot be built with"),
@@ -187,6 +188,15 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     _, err = capsys.readouterr()
     assert exc.value.code == 2, err
     assert err.count("\n") == 1 and err.startswith("zoo-jax: error:") and message in err
+
+
+def test_a_file_system_error_is_one_line_and_exit_2(capsys, monkeypatch):
+    def full_disk(args):
+        raise OSError(28, "No space left on device", "/runs/a/metrics.jsonl")
+
+    monkeypatch.setattr(cli, "cmd_info", full_disk)
+    code, _, err = _run(capsys, "info", "mlp")
+    assert code == 2 and err == "zoo-jax: error: No space left on device: /runs/a/metrics.jsonl\n"
 
 
 @pytest.mark.parametrize("text", ["{bad json", "[1, 2]", '{"model": "mlp", "epochs": "ten"}'])

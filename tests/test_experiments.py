@@ -205,3 +205,13 @@ def test_experiment_bad_options_are_one_line_and_exit_2(capsys, script, argv, me
     assert common.entry(lambda: module.main(argv)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and message in err
+
+
+def test_experiment_file_system_error_is_one_line_and_exit_2(capsys):
+    def no_permission():
+        raise PermissionError(13, "Permission denied", "experiments/results/conv_zoo")
+
+    assert common.entry(no_permission) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("error: Permission denied: experiments/results/conv_zoo\n")
+    assert err.count("\n") == 1

@@ -24,7 +24,7 @@ import numpy as np
 
 from zoo_jax import activations, losses, optim, registry
 from zoo_jax.data import datasets
-from zoo_jax.errors import ZooError
+from zoo_jax.errors import ZooError, user_message
 from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, build_learner, check_build, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
@@ -422,12 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ZooError as err:
-        print(f"zoo-jax: error: {err}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `zoo-jax info cnn | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (ZooError, OSError) as err:  # the user's input or the file system's refusal
+        print(f"zoo-jax: error: {user_message(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:
         print(
             f"zoo-jax: interrupted: {err}" if str(err) else "zoo-jax: interrupted", file=sys.stderr

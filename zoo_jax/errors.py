@@ -1,4 +1,5 @@
-"""Errors users can act on. The CLI prints a `ZooError` as one line and exits 2."""
+"""Errors users can act on. The CLI prints a `ZooError`, or an `OSError` from the file system,
+as one line (`user_message`) and exits 2."""
 
 from __future__ import annotations
 
@@ -48,3 +49,12 @@ class CheckpointError(ZooError):
 
 class NonFiniteError(ZooError):
     """Training produced a non-finite loss or gradient (NaN policy 'stop')."""
+
+
+def user_message(err: ZooError | OSError) -> str:
+    """The one line a command prints for `err`: a `ZooError`'s message, or what the file
+    system refused (a full disk, no permission, a file where a directory should be) and where.
+    """
+    if isinstance(err, ZooError):
+        return str(err)
+    return f"{err.strerror or err}: {err.filename}" if err.filename else str(err.strerror or err)

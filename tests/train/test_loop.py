@@ -69,6 +69,17 @@ def test_resume_refuses_another_config(tmp_path, mnist_flat):
         )
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         fit(_cfg(), tmp_path, data=mnist_flat)
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(log.read_text() + "{truncated\n")  # e.g. a disk that filled up
+    with pytest.raises(ZooError, match="line 2 is not an epoch record"):
+        fit(_cfg(epochs=1), tmp_path, data=mnist_flat, resume=True)
+    assert log.read_text().endswith("{truncated\n")  # left for the user to mend
+
+
+def test_a_run_dir_that_cannot_be_created_is_a_zoo_error(tmp_path, mnist_flat):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ZooError, match=r"cannot create the run directory .*Not a directory"):
+        fit(_cfg(), tmp_path / "file" / "run", data=mnist_flat)
 
 
 def test_nan_policy_stop_raises_and_skip_keeps_params_finite(tmp_path, mnist_flat):

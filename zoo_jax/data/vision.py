@@ -94,7 +94,8 @@ def search_path(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The directories searched, in order. `data_dir`, named by the caller, must exist (a
     typo is an error rather than a quiet fall-back to the other directories)."""
     if data_dir and not Path(data_dir).is_dir():
-        raise DataError(f"data directory {data_dir} does not exist")
+        what = "is not a directory" if Path(data_dir).exists() else "does not exist"
+        raise DataError(f"data directory {data_dir} {what}")
     dirs = [Path(data_dir)] if data_dir else []
     if os.environ.get("ZOO_JAX_DATA"):
         dirs.append(Path(os.environ["ZOO_JAX_DATA"]))

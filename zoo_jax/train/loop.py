@@ -354,10 +354,29 @@ def _progress(enabled: bool):
     )
 
 
+def _read_epoch_log(path: Path) -> list[dict]:
+    """The epochs of `metrics.jsonl`, one JSON object with a `step` per line."""
+    log = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            entry = json.loads(line)
+            int(entry["step"])
+        except (ValueError, TypeError, KeyError):
+            raise ZooError(
+                f"{path} line {number} is not an epoch record ({line[:60]!r}): mend or remove "
+                "the file to resume"
+            ) from None
+        log.append(entry)
+    return log
+
+
 def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
     """Checkpointer and metadata of a run directory; on resume, the restored state and the
     epoch log up to its step (later lines of `metrics.jsonl` are dropped from the file too)."""
-    run_path.mkdir(parents=True, exist_ok=True)
+    try:
+        run_path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission, a read-only disk
+        raise ZooError(f"cannot create the run directory {run_path}: {err.strerror}") from None
     ckpt = Checkpointer(run_path / "checkpoints", cfg.keep_checkpoints)
     meta = {"config": dataclasses.asdict(cfg), "identity": cfg.identity(), "versions": versions()}
     epoch_log: list[dict] = []
@@ -373,8 +392,7 @@ def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
         state, _ = ckpt.restore(jax.tree.map(np.asarray, state))
         metrics_file = run_path / "metrics.jsonl"
         if metrics_file.exists():
-            lines = metrics_file.read_text().splitlines()
-            epoch_log = [e for e in map(json.loads, lines) if e["step"] <= int(state.step)]
+            epoch_log = [e for e in _read_epoch_log(metrics_file) if e["step"] <= int(state.step)]
             metrics_file.write_text("".join(json.dumps(e) + "\n" for e in epoch_log))
     elif ckpt.latest_step() is not None:
         raise CheckpointError(
