@@ -151,6 +151,7 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "mlp", "--parallel", "pmap", "--devices", "64"], "--devices 64"),
         (["train", "--model", "mlp", "--lr", "-1"], "learning_rate must be a finite number"),
         (["train", "--model", "mlp", "--devices", "4"], "needs --parallel"),
+        (["train", "--model", "mlp", "--resume"], "--resume continues the run in --run-dir"),
         (["train", "--model", "mlp", "--keep-checkpoints", "0"], "keep_checkpoints must be >= 1"),
         (
             ["train", "--model", "mlp", "--optimizer", "sgd", "--opt", "momentun=0.9"],

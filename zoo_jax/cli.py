@@ -195,6 +195,8 @@ def _run_config(args):
 
 
 def cmd_train(args) -> None:
+    if args.resume and not args.run_dir:  # else a new, empty, timestamped directory
+        raise ZooError("--resume continues the run in --run-dir: name it")
     cfg = _run_config(args)
     check_build(cfg)  # bad overrides fail before data loads
     run_dir = args.run_dir or f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
