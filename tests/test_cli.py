@@ -200,6 +200,18 @@ def test_a_file_system_error_is_one_line_and_exit_2(capsys, monkeypatch):
     assert code == 2 and err == "zoo-jax: error: No space left on device: /runs/a/metrics.jsonl\n"
 
 
+def test_evaluate_refuses_a_config_edited_after_the_run(capsys, tmp_path):
+    run = tmp_path / "run"
+    argv = ["train", "--model", "mlp", "--epochs", "1", "--batch-size", "64", "--train-limit",
+            "128", "--set", "hidden=[8]", "--run-dir", str(run)]  # fmt: skip
+    assert _run(capsys, *argv)[0] == 0
+    config = run / "config.json"
+    config.write_text(config.read_text().replace('"model": "mlp"', '"model": "cnn"'))
+    code, _, err = _run(capsys, "evaluate", str(run))
+    assert code == 2 and err.count("\n") == 1
+    assert "does not match the run's checkpoint (model: 'mlp' -> 'cnn')" in err
+
+
 @pytest.mark.parametrize("text", ["{bad json", "[1, 2]", '{"model": "mlp", "epochs": "ten"}'])
 def test_evaluate_a_damaged_config_is_exit_2(capsys, tmp_path, text):
     (tmp_path / "config.json").write_text(text)

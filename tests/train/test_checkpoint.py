@@ -71,3 +71,14 @@ def test_config_difference_lists_changed_keys():
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="no finalized checkpoint"):
         Checkpointer(tmp_path).restore({})
+
+
+def test_a_tree_that_does_not_fit_is_a_short_error(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(1, _tree(1, size=100_000), {})
+    other = {"v": np.zeros(100_000, np.float32), "step": np.int32(0)}  # another model's tree
+    with pytest.raises(CheckpointError, match=r"step 1 .* cannot be restored") as err:
+        ckpt.restore(other)
+    message = str(err.value)  # orbax's own message prints both trees, arrays included
+    assert "\n" not in message and len(message) < 200 + len(str(ckpt.directory)) + 50
+    ckpt.close()

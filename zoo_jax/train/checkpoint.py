@@ -73,29 +73,30 @@ class Checkpointer:
         self.wait()
         return self.manager.latest_step()
 
-    def read_meta(self, step: int | None = None) -> dict:
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"no finalized checkpoint in {self.directory}")
-        restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-        return dict(restored["meta"])
-
-    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
-        """Restore into the structure of `abstract_state` and verify the digest."""
+    def _restore(self, step: int | None, **items) -> tuple[int, Any]:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no finalized checkpoint in {self.directory}")
         try:
-            restored = self.manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
-                ),
-            )
+            return step, self.manager.restore(step, args=ocp.args.Composite(**items))
         except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+            # orbax lists a whole tree's mismatches, arrays included: keep its first two lines
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            reason = " ".join(lines[:2])
+            reason = reason if len(reason) <= 200 else reason[:197] + "..."
             raise CheckpointError(
-                f"checkpoint step {step} in {self.directory} cannot be restored: {err}"
+                f"checkpoint step {step} in {self.directory} cannot be restored: {reason}"
             ) from None
+
+    def read_meta(self, step: int | None = None) -> dict:
+        _, restored = self._restore(step, meta=ocp.args.JsonRestore())
+        return dict(restored["meta"])
+
+    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
+        """Restore into the structure of `abstract_state` and verify the digest."""
+        step, restored = self._restore(
+            step, state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+        )
         meta = dict(restored["meta"])
         digest = state_digest(restored["state"])
         if digest != meta.get("state_sha256"):

@@ -584,12 +584,18 @@ def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
         raise
     except (ValueError, TypeError, AttributeError) as err:  # not JSON, not a dict, a field's type
         raise CheckpointError(f"{config_file} is not a run's config: {err}") from None
-    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-    learner = build_learner(cfg)
-    sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
-    abstract = learner.init(jax.random.PRNGKey(0), sample)
     ckpt = Checkpointer(run_path / "checkpoints")
     try:
+        saved = ckpt.read_meta().get("identity")
+        diff = config_difference(saved, cfg.identity()) if saved is not None else []
+        if diff:  # an edited config.json: say so rather than fail deep inside orbax
+            raise CheckpointError(
+                f"{config_file} does not match the run's checkpoint ({'; '.join(diff)})"
+            )
+        _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
+        learner = build_learner(cfg)
+        sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
+        abstract = learner.init(jax.random.PRNGKey(0), sample)
         state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
     finally:
         ckpt.close()
