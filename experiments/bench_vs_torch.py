@@ -21,7 +21,6 @@ Writes `experiments/results/bench/bench_vs_torch.json` (the seed models) and
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from experiments import common
+from zoo_jax.errors import ArgumentParser, UnknownNameError, ZooError
 
 TARGETS = {"mlp": 2.5, "rnn": 1.8, "cnn": 1.0}  # issue #2: minimum zoo_jax / torch ratios
 SEQUENCE = {"char_rnn": 32, "transformer": 64}  # batch size of each (examples per step)
@@ -310,7 +310,7 @@ def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--turn-s", type=float, default=1.5, help="seconds of steps per turn")
     parser.add_argument("--batch-size", type=int, default=128, help="of the seed models")
@@ -323,6 +323,11 @@ def main(argv=None) -> int:
         return 0
     out = Path(args.out) if args.out else common.RESULTS_DIR / "bench"
     models = args.models.split(",")
+    for name in models:
+        if name not in TARGETS and name not in SEQUENCE:
+            raise UnknownNameError("model to compare", name, [*TARGETS, *SEQUENCE])
+    if args.rounds < 1 or args.turn_s <= 0 or args.batch_size < 1:
+        raise ZooError("--rounds and --batch-size must be >= 1 and --turn-s > 0")
     for group, file in ((TARGETS, "bench_vs_torch.json"), (SEQUENCE, "sequence_vs_torch.json")):
         names = [m for m in models if m in group]
         rows = [

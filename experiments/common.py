@@ -137,6 +137,12 @@ def claim(path) -> bool:
     return True
 
 
+def require_rows(plan: list, option: str, known: list[str]) -> None:
+    """An empty plan is a filter that matched nothing (a typo), not a finished run."""
+    if not plan:
+        raise ZooError(f"no row matches {option} (rows: {', '.join(known)})")
+
+
 def run_claimed(plan, out_dir: Path, run, *, force: bool = False, quick: bool = False) -> list:
     """Run `run(*item)` for each `(row_id, *item)` of `plan` that has no result file yet
     (all with `force` or `quick`), claiming each row first so parallel runners share the

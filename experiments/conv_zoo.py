@@ -19,14 +19,13 @@ which the report puts beside ours. Several runners may share the work (claim fil
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from experiments import common, report
 from zoo_jax import registry
 from zoo_jax.data import datasets as zoo_datasets
-from zoo_jax.errors import ZooError
+from zoo_jax.errors import ArgumentParser, ZooError
 from zoo_jax.train.loop import RunConfig, fit
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -143,7 +142,7 @@ def run_row(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 models, 1 epoch, 512 images")
     parser.add_argument("--width", type=float, default=1.0, help="convolution width multiplier")
     parser.add_argument("--models", default="", help="comma-separated subset")

@@ -16,7 +16,6 @@ goes to `results/deconv_net/DATASET_samples.png`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import numpy as np
 
 from experiments import common, report
 from zoo_jax.data import datasets
+from zoo_jax.errors import ArgumentParser
 from zoo_jax.learners import translate
 from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, fit, load_data, restore_run
@@ -146,7 +146,7 @@ def run_row(dataset: str, quick: bool, data_dir) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 epoch on 1,024 images")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--force", action="store_true", help="re-run rows that have results")

@@ -13,12 +13,12 @@ may share the work (one per device or core): each claims a row before training i
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from experiments import common, report
 from zoo_jax import optim
+from zoo_jax.errors import ArgumentParser
 from zoo_jax.train.loop import RunConfig, fit
 
 MODELS = ("mlp", "cnn")
@@ -85,7 +85,7 @@ def plot(rows: list[dict], out_dir) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="MLP only, 1 epoch on 512 images")
     parser.add_argument("--rows", default="", help="only rows whose id contains this")
     parser.add_argument("--force", action="store_true", help="re-run rows that have results")
@@ -93,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
     args = parser.parse_args(argv)
     out_dir = common.RESULTS_DIR / "quick" / "optimizers" if args.quick else OUT
-    plan = [
+    every = [
         (row_id(model, dataset, name), model, dataset, name)
         for model in (MODELS[:1] if args.quick else MODELS)
         for dataset in DATASETS
         for name in optim.OPTIMIZERS
-        if args.rows in row_id(model, dataset, name)
     ]
+    plan = [item for item in every if args.rows in item[0]]
+    common.require_rows(plan, f"--rows {args.rows!r}", [item[0] for item in every])
     run = lambda model, dataset, name: run_row(model, dataset, name, args.quick, args.data_dir)
     common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not args.no_report:

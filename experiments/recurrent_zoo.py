@@ -28,7 +28,6 @@ Results: `results/recurrent_zoo/{smnist,chars}/ROW.json`, learning curves
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -36,6 +35,7 @@ import sys
 from experiments import common, report
 from zoo_jax import registry
 from zoo_jax.data import datasets, pipeline
+from zoo_jax.errors import ArgumentParser, UnknownNameError
 from zoo_jax.train.loop import RunConfig, _eval_batch_size, _evaluate, build_learner, fit
 from zoo_jax.train.steps import compile_steps
 
@@ -172,7 +172,7 @@ def input_len(cfg: RunConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
     parser.add_argument("--rows", default="", help="comma-separated rows (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny models, 1 epoch")
@@ -181,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
     args = parser.parse_args(argv)
     tasks = list(TASKS) if args.task == "all" else [args.task]
-    wanted = set(filter(None, args.rows.split(",")))
+    wanted = list(filter(None, args.rows.split(",")))
+    known = list(dict.fromkeys(row for task in tasks for row in TASKS[task][1]))
+    for row in wanted:
+        if row not in known:
+            raise UnknownNameError(f"row of --task {args.task}", row, known)
     for task in tasks:
         out_dir = (common.RESULTS_DIR / "quick" if args.quick else common.RESULTS_DIR) / (
             f"recurrent_zoo/{task}"

@@ -15,7 +15,6 @@ Writes `experiments/results/seed_spread/<framework>_seed<k>.json`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ import time
 import numpy as np
 
 from experiments import common, report, seed_tables
+from zoo_jax.errors import ArgumentParser
 from zoo_jax.train.loop import RunConfig, fit
 
 ROW = next(r for r in seed_tables.ROWS if r.id == "mlp_256-256_dropout0.45_adam")
@@ -124,7 +124,7 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--frameworks", default="zoo_jax,keras")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 2,048 images (CI)")
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(frameworks) - set(RUNNERS)
     if unknown:
         parser.error(f"unknown framework(s) {sorted(unknown)}; choose from {list(RUNNERS)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     out_dir = common.RESULTS_DIR / ("quick" if args.quick else "") / "seed_spread"
     # Alternate frameworks seed by seed, so a slow spell of the machine falls on both alike.
     plan = [(f"{f}_seed{s}", f, s) for s in range(args.seeds) for f in frameworks]

@@ -27,12 +27,12 @@ is regenerated from every result file.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
 
 from experiments import common, report
+from zoo_jax.errors import ArgumentParser
 from zoo_jax.train.loop import RunConfig, fit
 
 T132 = "Atienza 2018, Table 1.3.2"
@@ -230,7 +230,7 @@ def run_row(row: Row, quick: bool, data_dir: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 epoch on 2,048 images (CI)")
     parser.add_argument("--rows", default="", help="only rows whose id contains this")
     parser.add_argument("--force", action="store_true", help="re-run rows that have results")
@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         rows = [r for r in rows if r.id in QUICK_ROWS]
     plan = [(row.id, row) for row in rows]
+    known = [r.id for r in ROWS if r.id in QUICK_ROWS or not args.quick]
+    common.require_rows(plan, f"--rows {args.rows!r}" + " --quick" * args.quick, known)
     run = lambda row: run_row(row, args.quick, args.data_dir)
     common.run_claimed(plan, out_dir, run, force=args.force, quick=args.quick)
     if not args.quick:

@@ -21,7 +21,6 @@ of each output character over the source characters, for test and long examples.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import sys
 
@@ -31,6 +30,7 @@ import numpy as np
 from experiments import common, report
 from zoo_jax import registry
 from zoo_jax.data import datasets, text
+from zoo_jax.errors import ArgumentParser
 from zoo_jax.train.loop import RunConfig, build_learner, fit
 
 OUT = common.RESULTS_DIR / "seq2seq"
@@ -129,7 +129,7 @@ def run_row(row: str, quick: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--quick", action="store_true", help="tiny models, 1 epoch")
     parser.add_argument("--force", action="store_true", help="re-run rows that have results")

@@ -13,7 +13,6 @@ Writes `experiments/results/torch_crosscheck/<row>.json`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 
 from experiments import common, seed_tables
 from zoo_jax.data import vision
+from zoo_jax.errors import ArgumentParser
 
 ROWS = ("mlp_256-256-256_none_sgd", "cnn_64-64-64_dropout0.2_sgd")  # the SGD rows we miss
 
@@ -82,7 +82,7 @@ def train_torch(row: seed_tables.Row, lr: float, data_dir, seed: int = 0):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
     parser.add_argument("--row", default="mlp_256-256-256_none_sgd", choices=ROWS)
     args = parser.parse_args(argv)

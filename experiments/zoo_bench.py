@@ -16,7 +16,6 @@ Absolute times on a shared machine are noise: compare rows measured in the same 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ import jax
 
 from experiments import common, report
 from zoo_jax import cli, registry
+from zoo_jax.errors import ArgumentParser
 
 
 def out_dir(backend: str | None = None):
@@ -69,7 +69,7 @@ def bench_row(model: str, batch_size: int, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)

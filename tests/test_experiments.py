@@ -198,6 +198,14 @@ def test_conv_zoo_quick_with_augmentation(tmp_path, monkeypatch):
         ("conv_zoo", ["--width", "0"], "--width must be > 0"),
         ("deconv_net", ["--datasets", "cifar"], "unknown dataset"),
         ("zoo_bench", ["--models", "lenet", "--quick"], "did you mean 'lenet5'"),
+        ("conv_zoo", ["--widht", "1"], "unrecognized arguments: --widht"),
+        ("bench_vs_torch", ["--models", "mpl"], "did you mean 'mlp'"),
+        ("bench_vs_torch", ["--rounds", "0"], "--rounds and --batch-size must be >= 1"),
+        ("seed_tables", ["--rows", "mlp_4096"], "no row matches --rows 'mlp_4096'"),
+        ("optimizers", ["--rows", "adamw"], "no row matches --rows 'adamw'"),
+        ("recurrent_zoo", ["--task", "chars", "--rows", "lstn"], "did you mean 'lstm'"),
+        ("seed_spread", ["--seeds", "0"], "--seeds must be >= 1"),
+        ("seq2seq", ["--rows", "bahdanau"], "unknown rows ['bahdanau']"),
     ],
 )
 def test_experiment_bad_options_are_one_line_and_exit_2(capsys, script, argv, message):

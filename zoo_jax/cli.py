@@ -16,7 +16,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -24,16 +23,10 @@ import numpy as np
 
 from zoo_jax import activations, losses, optim, registry
 from zoo_jax.data import datasets
-from zoo_jax.errors import ZooError, user_message
+from zoo_jax.errors import ArgumentParser, ZooError, user_message
 from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, build_learner, check_build, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
-        print(f"zoo-jax: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def models_table(fmt: str) -> str:
@@ -353,8 +346,8 @@ def cmd_bench(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="zoo-jax", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = ArgumentParser(prog="zoo-jax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     p = sub.add_parser("list", help="the registered models")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
@@ -421,8 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except BrokenPipeError:  # e.g. `zoo-jax info cnn | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -3,8 +3,10 @@ as one line (`user_message`) and exits 2."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
 from collections.abc import Iterable
+from typing import NoReturn
 
 
 def _shared(a: str, b: str) -> int:
@@ -58,3 +60,11 @@ def user_message(err: ZooError | OSError) -> str:
     if isinstance(err, ZooError):
         return str(err)
     return f"{err.strerror or err}: {err.filename}" if err.filename else str(err.strerror or err)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are `ZooError`s, printed by the command as one line with exit
+    status 2 (argparse's own print the usage too). The experiments' scripts use it as well."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ZooError(message)
