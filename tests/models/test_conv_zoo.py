@@ -15,6 +15,7 @@ import torch
 
 import zoo_jax
 from zoo_jax import optim, registry
+from zoo_jax.errors import InputError
 from zoo_jax.learners import AUX_WEIGHT, gradient_learner
 from zoo_jax.models import convolutional, layers
 from zoo_jax.train.state import TrainState
@@ -144,6 +145,34 @@ def test_lenet5_paper_input_scale_maps_background_and_ink():
     # Section II-A: background (0) -> -0.1, ink (1) -> 1.175
     unscaled = jax.jit(convolutional.LeNet5(paper_input_scale=False).apply)(params, x * 1.275 - 0.1)
     np.testing.assert_allclose(np.asarray(scaled), np.asarray(unscaled), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "message"),
+    [
+        ("cnn", (2, 28, 28), r"DeepConvNet takes images \(batch, height, width, channels\)"),
+        ("resnet18", (2, 1, 28, 28), r"\(2, 1, 28, 28\) looks channels-first"),
+        ("cnn_tf", (2, 3, 32, 32), "looks channels-first: pass x.transpose"),
+        ("xception", (2, 3, 28, 28), "looks channels-first"),
+        ("googlenet", (2, 28, 28), "GoogLeNet takes images"),
+        ("lenet5", (2, 8, 8, 1), "5×5 convolution does not fit a 2×2 feature map"),
+        (
+            "lenet5_keras",
+            (2, 8, 8, 1),
+            r"too small for KerasLeNet: its feature map is \(0, 0, 16\)",
+        ),
+        ("vgg11", (2, 8, 8, 1), "3×3 convolution does not fit a 0×0 feature map"),
+        ("zfnet", (2, 8, 8, 1), "5×5 convolution does not fit a 4×4 feature map"),
+        ("alexnet_caffe", (2, 8, 8, 1), "too small for this AlexNet / ZFNet / VGG"),
+    ],
+)
+def test_wrong_image_layouts_and_sizes_are_input_errors(name, shape, message):
+    """Without the check, NCHW batches ran as 1- or 3-row images and returned logits; small
+    inputs failed with a division by zero in an initialiser or a concatenation error."""
+    overrides, _, _ = registry.training_spec(name, registry.get_card(name).test_overrides)
+    model = zoo_jax.get_model(name, **overrides)
+    with pytest.raises(InputError, match=message):
+        jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct(shape, jnp.float32))
 
 
 @pytest.mark.parametrize("name", CONV_ZOO)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo_jax
-from zoo_jax.errors import CheckpointError, NonFiniteError, ZooError
+from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
 from zoo_jax.train.loop import RunConfig, evaluate_run, fit, load_data
 
 TINY = {"hidden": (32,), "dropout": 0.2}
@@ -152,3 +152,8 @@ def test_resume_from_an_older_checkpoint_rewrites_the_epoch_log(tmp_path, mnist_
 def test_resume_needs_a_run_dir(mnist_flat):
     with pytest.raises(ZooError, match="run directory"):
         fit(_cfg(), None, data=mnist_flat, resume=True)
+
+
+def test_data_must_be_the_four_arrays(mnist_flat):
+    with pytest.raises(InputError, match=r"\(x_train, y_train, x_test, y_test\), got 2 items"):
+        fit(_cfg(), None, data=mnist_flat[:2])

@@ -48,6 +48,7 @@ class DeepConvNet(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         if len(self.pool_after) != len(self.features):
             raise ValueError("pool_after needs one entry per convolution")
+        x = layers.images(x, "DeepConvNet")
         init = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
         for width, pool in zip(self.features, self.pool_after, strict=True):
             k = (self.kernel_size, self.kernel_size)
@@ -60,7 +61,7 @@ class DeepConvNet(nn.Module):
             x = layers.activation(self.activation)(x)
             if pool and not pool_first:
                 x = layers.max_pool(x, (2, 2), padding=self.padding)
-        x = x.reshape((x.shape[0], -1))
+        x = layers.flatten(x, "DeepConvNet")
         for width in self.hidden:
             x = layers.activation(self.activation)(nn.Dense(width, **init)(x))
         x = layers.Dropout(self.dropout, deterministic=not train)(x)
@@ -195,6 +196,7 @@ class LeNet5(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        x = layers.images(x, "LeNet5")
         conv = lambda n, **kw: layers.Conv2D(n, (5, 5), padding="VALID", **kw)
         if self.paper_input_scale:
             x = x * 1.275 - 0.1
@@ -206,7 +208,7 @@ class LeNet5(nn.Module):
         x = layers.conv2d(x, kernel, padding="VALID")
         x = x + self.param("C3_bias", nn.initializers.zeros_init(), (16,))
         x = Subsampling()(_lecun_tanh(x))  # C3, S4
-        x = _lecun_tanh(conv(120)(x)).reshape(x.shape[0], -1)  # C5
+        x = layers.flatten(_lecun_tanh(conv(120)(x)), "LeNet5")  # C5
         x = _lecun_tanh(nn.Dense(84)(x))  # F6
         if self.output == "softmax":
             return nn.Dense(self.num_classes)(x)
@@ -224,11 +226,12 @@ class KerasLeNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        x = layers.images(x, "KerasLeNet")
         init = {"kernel_init": nn.initializers.glorot_uniform()}
         for width in (6, 16):
             x = nn.relu(layers.Conv2D(width, (3, 3), padding="VALID", **init)(x))
             x = layers.pool(x, "avg", 2, 2)
-        x = x.reshape(x.shape[0], -1)
+        x = layers.flatten(x, "KerasLeNet")
         for width in (120, 84):
             x = nn.relu(nn.Dense(width, **init)(x))
         return nn.Dense(self.num_classes, **init)(x)
@@ -246,7 +249,7 @@ class Classifier(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        x = x.reshape(x.shape[0], -1)
+        x = layers.flatten(x, "this AlexNet / ZFNet / VGG")
         for _ in range(2):
             x = layers.Dropout(self.dropout, deterministic=not train)(x)
             x = nn.relu(nn.Dense(self.hidden)(x))
@@ -299,6 +302,7 @@ class ConvStack(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        x = layers.images(x, "ConvStack (AlexNet / ZFNet / VGG)")
         spec = list(self.layers_spec)
         if self.small and self.small_first is not None:
             spec[0] = self.small_first
@@ -405,7 +409,7 @@ class InceptionAux(nn.Module):
         else:
             size = x.shape[1] // 4
             x = layers.pool(x, "avg", size, size)
-        x = Unit(128, 1, paper=self.paper)(x, train=train).reshape(x.shape[0], -1)
+        x = layers.flatten(Unit(128, 1, paper=self.paper)(x, train=train), "GoogLeNet")
         x = layers.Dropout(0.7, deterministic=not train)(nn.relu(nn.Dense(1024)(x)))
         return nn.Dense(self.num_classes)(x)
 
@@ -431,6 +435,7 @@ class GoogLeNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False):
+        x = layers.images(x, "GoogLeNet")
         unit = partial(Unit, paper=self.paper)
         w = lambda c: max(1, int(c * self.width))
         lrn = layers.local_response_norm if self.paper else (lambda x: x)
@@ -578,6 +583,7 @@ class ResNet(nn.Module):
                 f"channels per group (int({base} · base_width {self.base_width} / 64) = 0): "
                 f"use width >= {1 / self.base_width:g}"
             )
+        x = layers.images(x, "ResNet")
         stem = (
             partial(_KerasConvBN, bn_momentum=self.bn_momentum)
             if self.version == "1"
@@ -654,6 +660,7 @@ class PreActResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        x = layers.images(x, "PreActResNet")
         kind, counts = RESNET_DEPTHS[self.depth]
         base = max(1, int(64 * self.width))
         if self.small:
@@ -695,6 +702,7 @@ class Xception(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        x = layers.images(x, "Xception")
         w = lambda c: max(1, int(c * self.width))
         bn = lambda y: nn.BatchNorm(
             use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3

@@ -59,7 +59,7 @@ import numpy as np
 from jax import lax
 
 from zoo_jax import activations
-from zoo_jax.errors import ZooError
+from zoo_jax.errors import InputError, ZooError
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -226,6 +226,12 @@ def conv2d(
     """NHWC × HWIO convolution, `lax.conv_general_dilated(..., feature_group_count=groups)`,
     lowered as `implementation` says: "xla", "im2col", "block_diagonal", or "auto" (the
     CPU's `cpu_lowering`, XLA's convolution on other backends)."""
+    pads = _pads(x, kernel.shape[:2], strides, padding)
+    if any(x.shape[1 + i] + sum(pads[i]) < kernel.shape[i] for i in range(2)):
+        raise InputError(
+            f"a {kernel.shape[0]}×{kernel.shape[1]} convolution does not fit a "
+            f"{x.shape[1]}×{x.shape[2]} feature map: the input is too small for this model"
+        )
     if implementation == "auto":
         cpu = use_matmul_lowering() and not _NATIVE_CONVOLUTIONS.get()
         implementation = cpu_lowering(x.shape, kernel.shape[:2], groups) if cpu else "xla"
@@ -555,6 +561,31 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 # --- blocks of the convolutional zoo --------------------------------------------------------
+
+
+def images(x: jax.Array, model: str) -> jax.Array:
+    """`x` checked as a batch of channels-last images `(batch, height, width, channels)`.
+    A channels-first batch `(batch, 1 or 3, h, h)` would otherwise run as 1- or 3-row images
+    with `h` channels and give wrong logits without an error; it is refused by its shape."""
+    if x.ndim != 4:
+        raise InputError(
+            f"{model} takes images (batch, height, width, channels), got shape {x.shape}"
+        )
+    if x.shape[1] in (1, 3) and x.shape[2] == x.shape[3] > 3:
+        raise InputError(
+            f"{model} takes channels-last images (batch, height, width, channels); "
+            f"{x.shape} looks channels-first: pass x.transpose(0, 2, 3, 1)"
+        )
+    return x
+
+
+def flatten(x: jax.Array, model: str) -> jax.Array:
+    """`(batch, features)`; an input too small for the model's convolutions and pools leaves
+    no features, which is an error here rather than a division by zero in the next layer's
+    initialiser."""
+    if x.size == 0 or x[0].size == 0:
+        raise InputError(f"the input is too small for {model}: its feature map is {x.shape[1:]}")
+    return x.reshape(x.shape[0], -1)
 
 
 def pads(padding: int) -> tuple[tuple[int, int], tuple[int, int]]:

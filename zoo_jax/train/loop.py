@@ -207,6 +207,9 @@ def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
     for a token dataset, token ids `(n, length)` in `[0, num_classes)` for both."""
     card = registry.get_card(cfg.model)
     _, input_shape, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
+    if not isinstance(data, tuple | list) or len(data) != 4:
+        got = f"{len(data)} items" if isinstance(data, tuple | list) else type(data).__name__
+        raise InputError(f"data must be (x_train, y_train, x_test, y_test), got {got}")
     x_train, y_train, x_test, y_test = data
     tokens = datasets.is_tokens(cfg.dataset)  # that it suits the model: RunConfig.check
     for x, y in ((x_train, y_train), (x_test, y_test)):
