@@ -2,6 +2,8 @@
 same networks built in Keras 3 (cells Keras has) or counted from the equations (the others),
 and one jitted update each."""
 
+import re
+
 import jax
 import keras
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 
 import zoo_jax
 from zoo_jax import optim, registry
+from zoo_jax.errors import InputError
 from zoo_jax.learners import gradient_learner
 
 RECURRENT = [  # the sequential-MNIST classifiers (the sequence tasks' models: elsewhere)
@@ -149,3 +152,28 @@ def test_conv_lstm_equals_keras_convlstm2d():
     for w, value in zip(reference.weights, weights, strict=True):
         w.assign(value)
     assert_same_logits(model, params, reference, x)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "dtype", "message"),
+    [
+        ("attention_rnn", (1, 1, 28, 28), np.float32, "RNN classifier takes (batch, time, feat"),
+        ("lstm", (28, 28), np.float32, "lstm classifier takes (batch, time, features)"),
+        ("transformer_encoder", (28, 28), np.float32, "Transformer takes (batch, time, feat"),
+        ("transformer_lm", (1, 128), np.float32, "takes (batch, time) token ids, got (1, 128) f"),
+        ("transformer_lm", (128,), np.int32, "token ids, got (128,) int32"),
+        ("transformer", (1, 1, 32), np.int32, "token ids, got (1, 1, 32) int32"),
+        ("seq2seq", (1, 32), np.float32, "Seq2Seq takes (batch, time) token ids"),
+        ("char_rnn", (1, 1, 128), np.int32, "a language model takes (batch, time) token ids"),
+    ],
+)
+def test_wrong_sequence_inputs_are_input_errors(name, shape, dtype, message):
+    """Before, the Transformer broadcast a 1-D sequence against its positions or failed
+    inside an einsum, and float ids failed in Flax's `Embed` with a dtype message."""
+    card = registry.get_card(name)
+    overrides, _, _ = registry.training_spec(name, card.test_overrides)
+    model = zoo_jax.get_model(name, **overrides)
+    x = jax.ShapeDtypeStruct(shape, dtype)
+    extra = (jax.ShapeDtypeStruct((1, 3), np.int32),) if card.learner == "translation" else ()
+    with pytest.raises(InputError, match=re.escape(message)):
+        jax.eval_shape(model.init, jax.random.PRNGKey(0), x, *extra)

@@ -209,6 +209,7 @@ class AttentionRNNClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        x = layers.feature_sequences(x, "the attention RNN classifier")
         x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         states = Recurrent(CELLS[self.cell](self.units), return_sequences=True)(x)
         query = states[:, -1:]
@@ -359,9 +360,9 @@ class Transformer(nn.Module):
     def encode(self, source, *, train: bool = False):
         """The encoder's output ("memory") and its padding mask (None for vector inputs)."""
         if self.source_features:
-            mask, x = None, self.source_embed(source)
+            mask, x = None, self.source_embed(layers.feature_sequences(source, "Transformer"))
         else:
-            mask = padding_mask(source, self.pad_id)
+            mask = padding_mask(layers.token_ids(source, "Transformer"), self.pad_id)
             x = self.source_embed(source) * jnp.sqrt(self.d_model)
         x = self._positions(x, train=train)
         for layer in self.encoder:
@@ -370,6 +371,7 @@ class Transformer(nn.Module):
 
     def decode(self, target_in, memory=None, memory_mask=None, *, train: bool = False):
         """Logits for each target position and the last layer's cross-attention weights."""
+        target_in = layers.token_ids(target_in, "Transformer")
         x = self._positions(self.target_embed(target_in) * jnp.sqrt(self.d_model), train=train)
         self_mask = _target_mask(target_in, self.pad_id)
         weights = None
@@ -506,7 +508,7 @@ class Seq2Seq(nn.Module):
 
     def encode(self, source):
         """Encoder outputs (batch, S, units), source mask, the decoder's initial carry."""
-        mask = source != 0
+        mask = layers.token_ids(source, "Seq2Seq") != 0
         x, states = self.source_embed(source), []
         for layer in self.encoder:
             x, state = layer(x, mask=mask)
@@ -526,6 +528,7 @@ class Seq2Seq(nn.Module):
         return scan(self.step, carry, xs, memory, mask, *extra)
 
     def __call__(self, source, target_in, *, train: bool = False):
+        layers.token_ids(target_in, "Seq2Seq")
         memory, mask, carry = self.encode(source)
         rng = self.make_rng("dropout") if (train and self.attention == "hard") else None
         _, (logits, _) = self._scan(_teacher_forced, carry, target_in, memory, mask, extra=(rng,))

@@ -579,6 +579,21 @@ def images(x: jax.Array, model: str) -> jax.Array:
     return x
 
 
+def token_ids(ids: jax.Array, model: str) -> jax.Array:
+    """`ids` checked as integer token ids `(batch, time)` (an embedding would otherwise fail
+    on floats with a dtype message, or broadcast a 1-D sequence against its positions)."""
+    if ids.ndim != 2 or not jnp.issubdtype(ids.dtype, jnp.integer):
+        raise InputError(f"{model} takes (batch, time) token ids, got {ids.shape} {ids.dtype}")
+    return ids
+
+
+def feature_sequences(x: jax.Array, model: str) -> jax.Array:
+    """`x` checked as `(batch, time, features)`."""
+    if x.ndim != 3:
+        raise InputError(f"{model} takes (batch, time, features), got shape {x.shape}")
+    return x
+
+
 def flatten(x: jax.Array, model: str) -> jax.Array:
     """`(batch, features)`; an input too small for the model's convolutions and pools leaves
     no features, which is an error here rather than a division by zero in the next layer's

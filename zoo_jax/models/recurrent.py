@@ -137,8 +137,7 @@ class RecurrentClassifier(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         if self.cell not in cells.CELLS:
             raise UnknownNameError("cell", self.cell, list(cells.CELLS))
-        if x.ndim != 3:
-            raise ZooError(f"{self.cell} classifier takes (batch, time, features), got {x.shape}")
+        layers.feature_sequences(x, f"{self.cell} classifier")
         # broadcast_dims=(1,): the same input mask at every time step, as Keras does.
         x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         sizes = [self.units] if isinstance(self.units, int) else list(self.units)
@@ -196,10 +195,7 @@ class RecurrentLM(nn.Module):
     def __call__(self, ids: jax.Array, *, train: bool = False) -> jax.Array:
         if self.cell not in cells.CELLS:
             raise UnknownNameError("cell", self.cell, list(cells.CELLS))
-        if ids.ndim != 2 or not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise ZooError(f"a language model takes (batch, time) token ids, got {ids.shape} "
-                           f"{ids.dtype}")  # fmt: skip
-        x = nn.Embed(self.vocab, self.embed_dim)(ids)
+        x = nn.Embed(self.vocab, self.embed_dim)(layers.token_ids(ids, "a language model"))
         for units in [self.units] if isinstance(self.units, int) else list(self.units):
             x = Recurrent(cells.CELLS[self.cell](units, **self.cell_options),
                           return_sequences=True)(x)  # fmt: skip
