@@ -357,6 +357,13 @@ def _progress(enabled: bool):
     )
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace `path` whole or not at all: a run killed mid-write keeps the old file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _read_epoch_log(path: Path) -> list[dict]:
     """The epochs of `metrics.jsonl`, one JSON object with a `step` per line."""
     log = []
@@ -396,13 +403,13 @@ def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
         metrics_file = run_path / "metrics.jsonl"
         if metrics_file.exists():
             epoch_log = [e for e in _read_epoch_log(metrics_file) if e["step"] <= int(state.step)]
-            metrics_file.write_text("".join(json.dumps(e) + "\n" for e in epoch_log))
+            _write_atomic(metrics_file, "".join(json.dumps(e) + "\n" for e in epoch_log))
     elif ckpt.latest_step() is not None:
         raise CheckpointError(
             f"{run_path} already holds checkpoints: pass --resume to continue, or choose "
             "another --run-dir"
         )
-    (run_path / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    _write_atomic(run_path / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     return ckpt, meta, state, epoch_log
 
 
@@ -558,7 +565,7 @@ def fit(
         "history": epoch_log,
     }
     if run_path is not None:
-        (run_path / "summary.json").write_text(json.dumps(summary, indent=2))
+        _write_atomic(run_path / "summary.json", json.dumps(summary, indent=2))
         _plot(
             run_path,
             tally.curve,
