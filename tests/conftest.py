@@ -34,6 +34,8 @@ os.environ["JAX_COMPILATION_CACHE_DIR"] = XLA_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 os.environ["ZOO_JAX_OFFLINE"] = "1"  # tests never download
+# The user cache (`zoo-jax list`'s parameter counts) is the tests' own: counted, not read back.
+os.environ["XDG_CACHE_HOME"] = os.path.join(XLA_CACHE, "user_cache")
 os.environ["KERAS_BACKEND"] = "jax"  # Keras 3 is the reference for optimizers, losses, layers
 os.environ["ZOO_JAX_DATA"] = os.path.abspath(  # absolute: notebooks and subprocesses chdir
     os.environ.get("ZOO_JAX_DATA")

@@ -1,6 +1,9 @@
+import json
+
 import pytest
 
 import zoo_jax
+from zoo_jax import registry
 from zoo_jax.errors import UnknownNameError, ZooError
 
 # Trainable parameters of the reference configurations: Keras `model.summary()` of the seed's
@@ -48,3 +51,20 @@ def test_unknown_override_is_an_error():
 
 def test_overrides_reach_the_module():
     assert zoo_jax.get_model("mlp", hidden=(512, 512)).hidden == (512, 512)
+
+
+@pytest.mark.xdist_group("every_card_counted")  # one worker traces the 50 models
+def test_every_cards_count_is_kept_in_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    counts = registry.count_every_card()
+    assert counts == {name: zoo_jax.count_params(name) for name in zoo_jax.list_models()}
+    cache_file = tmp_path / "zoo_jax" / "param_counts.json"
+    saved = json.loads(cache_file.read_text())
+    assert saved["params"] == counts and len(saved["source"]) == 64
+    cache_file.write_text(json.dumps({**saved, "params": {**counts, "cnn": 1}}))
+    assert registry.count_every_card()["cnn"] == 1  # read back: the same source digest
+    cache_file.write_text(json.dumps({"source": "0" * 64, "params": {**counts, "cnn": 1}}))
+    assert registry.count_every_card()["cnn"] == 80_266  # another source: counted again
+    cache_file.write_text("{not json")
+    assert registry.count_every_card()["cnn"] == 80_266
+    assert json.loads(cache_file.read_text())["params"] == counts  # and rewritten

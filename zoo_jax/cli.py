@@ -30,12 +30,13 @@ from zoo_jax.train.steps import compile_steps
 
 
 def models_table(fmt: str) -> str:
+    params = registry.count_every_card()
     rows = [
         {
             "name": card.name,
             "family": card.family,
             "chart_node": card.chart_node,
-            "params": registry.count_params(card.name),
+            "params": params[card.name],
             "reference": card.reference,
         }
         for card in (registry.get_card(n) for n in registry.list_models())

@@ -18,16 +18,21 @@ datasets are 28×28 greyscale, so those cards also carry a small-image configura
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable
 from functools import cache, partial
+from pathlib import Path
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo_jax.data import text
+from zoo_jax.data import text, vision
 from zoo_jax.errors import UnknownNameError, ZooError
 from zoo_jax.models import attention, convolutional, feedforward, recurrent
 
@@ -435,12 +440,38 @@ def training_spec(name: str, overrides: dict[str, Any]) -> tuple[dict[str, Any],
 def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | None = None) -> int:
     """Trainable parameters of a model, computed with `jax.eval_shape` (nothing allocated).
     A registered name's count is its default configuration's, traced once per process
-    (`zoo-jax list` traces all of them: about 12 s on 2 cores)."""
+    (`zoo-jax list` reads them all through `count_every_card`'s cache)."""
     if isinstance(name_or_model, str):
         return _count_registered(name_or_model)  # an unknown name raises (nothing cached)
     if input_shape is None:
         raise ZooError("count_params needs input_shape for a model instance")
     return _count(name_or_model, input_shape)
+
+
+def count_every_card() -> dict[str, int]:
+    """`count_params` of every card. Tracing the 50 models takes about 12 s on 2 cores, so
+    `zoo-jax list` keeps the counts in the user cache (`param_counts.json`) under a digest of
+    zoo_jax's source files and the jax / flax versions: any change to a model counts again.
+    The cache is only a shortcut: unreadable or unwritable, it is ignored."""
+    digest = hashlib.sha256(f"{jax.__version__} {flax.__version__}".encode())
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    cache_file = vision.cache_dir() / "param_counts.json"
+    try:
+        saved = json.loads(cache_file.read_text())
+        if saved["source"] == digest.hexdigest() and set(saved["params"]) == set(MODELS):
+            return {name: int(saved["params"][name]) for name in list_models()}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    counts = {name: count_params(name) for name in list_models()}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"source": digest.hexdigest(), "params": counts}))
+        tmp.replace(cache_file)
+    except OSError:
+        pass
+    return counts
 
 
 @cache
