@@ -13,6 +13,7 @@ from typing import Any
 import jax
 
 from zoo_jax.errors import ZooError, user_message
+from zoo_jax.files import write_atomic
 from zoo_jax.train.checkpoint import versions
 
 __all__ = [
@@ -114,9 +115,7 @@ def result_row(experiment: str, row: str, summary: dict, reference: dict, notes:
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rows, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(rows, indent=2) + "\n")
 
 
 def read_rows(directory: Path) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from experiments import common
+from zoo_jax.files import write_atomic
 
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
 README = Path(__file__).parents[1] / "README.md"
@@ -654,11 +655,11 @@ def readme_blocks(rows: list[dict]) -> dict[str, str]:
 
 def write() -> Path:
     rows = common.read_rows(common.RESULTS_DIR)
-    RESULTS_MD.write_text(render(rows))
+    write_atomic(RESULTS_MD, render(rows))
     text = README.read_text()
     for name, body in readme_blocks(rows).items():
         text = replace_block(text, name, body)
-    README.write_text(text)
+    write_atomic(README, text)
     return RESULTS_MD
 
 

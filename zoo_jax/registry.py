@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 
 from zoo_jax.data import text, vision
 from zoo_jax.errors import UnknownNameError, ZooError
+from zoo_jax.files import write_atomic
 from zoo_jax.models import attention, convolutional, feedforward, recurrent
 
 
@@ -466,9 +466,7 @@ def count_every_card() -> dict[str, int]:
     counts = {name: count_params(name) for name in list_models()}
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"source": digest.hexdigest(), "params": counts}))
-        tmp.replace(cache_file)
+        write_atomic(cache_file, json.dumps({"source": digest.hexdigest(), "params": counts}))
     except OSError:
         pass
     return counts

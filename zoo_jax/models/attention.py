@@ -528,7 +528,7 @@ class Seq2Seq(nn.Module):
         return scan(self.step, carry, xs, memory, mask, *extra)
 
     def __call__(self, source, target_in, *, train: bool = False):
-        layers.token_ids(target_in, "Seq2Seq")
+        target_in = layers.token_ids(target_in, "Seq2Seq")
         memory, mask, carry = self.encode(source)
         rng = self.make_rng("dropout") if (train and self.attention == "hard") else None
         _, (logits, _) = self._scan(_teacher_forced, carry, target_in, memory, mask, extra=(rng,))

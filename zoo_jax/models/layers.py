@@ -598,7 +598,7 @@ def flatten(x: jax.Array, model: str) -> jax.Array:
     """`(batch, features)`; an input too small for the model's convolutions and pools leaves
     no features, which is an error here rather than a division by zero in the next layer's
     initialiser."""
-    if x.size == 0 or x[0].size == 0:
+    if 0 in x.shape[1:]:
         raise InputError(f"the input is too small for {model}: its feature map is {x.shape[1:]}")
     return x.reshape(x.shape[0], -1)
 

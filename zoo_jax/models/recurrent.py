@@ -137,7 +137,7 @@ class RecurrentClassifier(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         if self.cell not in cells.CELLS:
             raise UnknownNameError("cell", self.cell, list(cells.CELLS))
-        layers.feature_sequences(x, f"{self.cell} classifier")
+        x = layers.feature_sequences(x, f"{self.cell} classifier")
         # broadcast_dims=(1,): the same input mask at every time step, as Keras does.
         x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         sizes = [self.units] if isinstance(self.units, int) else list(self.units)

@@ -31,6 +31,7 @@ import numpy as np
 from zoo_jax import losses, optim, registry
 from zoo_jax.data import augment, datasets, pipeline
 from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
+from zoo_jax.files import write_atomic
 from zoo_jax.learners import LEARNERS
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
 from zoo_jax.train.steps import compile_steps
@@ -357,13 +358,6 @@ def _progress(enabled: bool):
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace `path` whole or not at all: a run killed mid-write keeps the old file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _read_epoch_log(path: Path) -> list[dict]:
     """The epochs of `metrics.jsonl`, one JSON object with a `step` per line."""
     log = []
@@ -403,13 +397,13 @@ def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
         metrics_file = run_path / "metrics.jsonl"
         if metrics_file.exists():
             epoch_log = [e for e in _read_epoch_log(metrics_file) if e["step"] <= int(state.step)]
-            _write_atomic(metrics_file, "".join(json.dumps(e) + "\n" for e in epoch_log))
+            write_atomic(metrics_file, "".join(json.dumps(e) + "\n" for e in epoch_log))
     elif ckpt.latest_step() is not None:
         raise CheckpointError(
             f"{run_path} already holds checkpoints: pass --resume to continue, or choose "
             "another --run-dir"
         )
-    _write_atomic(run_path / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+    write_atomic(run_path / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     return ckpt, meta, state, epoch_log
 
 
@@ -565,7 +559,7 @@ def fit(
         "history": epoch_log,
     }
     if run_path is not None:
-        _write_atomic(run_path / "summary.json", json.dumps(summary, indent=2))
+        write_atomic(run_path / "summary.json", json.dumps(summary, indent=2))
         _plot(
             run_path,
             tally.curve,
