@@ -29,6 +29,13 @@ def test_list_json(capsys):
 def test_info_shows_card_and_layer_table(capsys):
     code, out, _ = _run(capsys, "info", "mlp")
     assert code == 0 and "deep_feed_forward" in out and "269,322" in out and "Dense_0" in out
+    assert "flops" not in out  # XLA's cost analysis of every layer only when asked
+
+
+def test_info_flops_counts_each_layer(capsys):
+    code, out, _ = _run(capsys, "info", "mlp", "--flops")
+    dense_0 = next(line for line in out.splitlines() if "Dense_0" in line)
+    assert code == 0 and f" {2 * 784 * 256 + 256} " in dense_0  # the product and the bias add
 
 
 def test_train_then_evaluate(capsys, tmp_path):
