@@ -484,7 +484,7 @@ def fit(
                     tally.add(jax.device_get(pending), step, epoch, cfg.nan_policy, ckpt)
                     pending = []
                     seconds = train_time + time.perf_counter() - t_epoch
-                    rate = f" {train_images / seconds:,.0f} img/s" if seconds > 0 else ""
+                    rate = f" {train_images / seconds:,.0f} img/s" if train_images else ""
                     bar.update(task, completed=step, stats=tally.describe() + rate)
                 if stop.received:
                     save(step)
@@ -500,7 +500,7 @@ def fit(
                 "train_accuracy": tally.mean("accuracy"),
                 "test_loss": test["loss"],
                 "test_accuracy": test["accuracy"],
-                "images_per_s": train_images / train_time if train_time else None,
+                "images_per_s": train_images / train_time if train_images else None,
                 "wall_s": time.perf_counter() - t_run,
             }
             epoch_log.append(record)
@@ -547,7 +547,7 @@ def fit(
         "test": {"loss": last["test_loss"], "accuracy": last["test_accuracy"]},
         "wall_s": time.perf_counter() - t_run,
         "compile_s": compile_s,
-        "images_per_s": train_images / train_time if train_time else None,
+        "images_per_s": train_images / train_time if train_images else None,
         "skipped_updates": tally.skipped,
         "train_step_compiles": steps.traces["train"],
         "devices": steps.num_devices,
