@@ -98,3 +98,16 @@ def test_parse_idx_rejects_bad_headers():
         vision.parse_idx(b"\x00\x00\x0d\x01" + bytes(8), "x")
     with pytest.raises(DataError, match="payload"):
         vision.parse_idx(b"\x00\x00\x08\x01" + (10).to_bytes(4, "big") + bytes(5), "x")
+
+
+def test_a_missing_environment_directory_is_skipped_a_missing_data_dir_is_an_error(
+    tmp_path, monkeypatch
+):
+    """The README's first command sets ZOO_JAX_DATA=../shared/data: where that does not
+    exist, the cache (then a download) is tried; a mistyped --data-dir stops instead."""
+    _copy_mnist(tmp_path / "cache" / "zoo_jax")
+    monkeypatch.setenv("ZOO_JAX_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert vision.load("mnist", "test")[0].shape == (10000, 28, 28)
+    with pytest.raises(DataError, match="data directory .*nowhere does not exist"):
+        vision.load("mnist", "test", data_dir=tmp_path / "nowhere")
