@@ -109,5 +109,5 @@ def test_a_missing_environment_directory_is_skipped_a_missing_data_dir_is_an_err
     monkeypatch.setenv("ZOO_JAX_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert vision.load("mnist", "test")[0].shape == (10000, 28, 28)
-    with pytest.raises(DataError, match="data directory .*nowhere does not exist"):
+    with pytest.raises(DataError, match=r"data directory .*nowhere does not exist"):
         vision.load("mnist", "test", data_dir=tmp_path / "nowhere")
