@@ -32,12 +32,15 @@ RESULTS_DIR = Path(__file__).parent / "results"
 
 def entry(main: Callable[[], int]) -> int:
     """Run an experiment's `main` as the CLI runs a command: a `ZooError` (an unknown model
-    or dataset, an option out of range) or the file system's refusal (a full disk) is one
-    line on stderr and exit status 2."""
+    or dataset, an option out of range), the file system's refusal (a full disk) or a device
+    out of memory is one line on stderr and exit status 2."""
     try:
         return main()
-    except (ZooError, OSError) as err:
-        print(f"{Path(sys.argv[0]).name}: error: {user_message(err)}", file=sys.stderr)
+    except Exception as err:
+        message = user_message(err)
+        if message is None:  # a bug: its traceback
+            raise
+        print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
         return 2
 
 

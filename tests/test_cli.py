@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import pytest
 
 from zoo_jax import cli
@@ -198,13 +199,33 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert err.count("\n") == 1 and err.startswith("zoo-jax: error:") and message in err
 
 
-def test_a_file_system_error_is_one_line_and_exit_2(capsys, monkeypatch):
-    def full_disk(args):
-        raise OSError(28, "No space left on device", "/runs/a/metrics.jsonl")
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (OSError(28, "No space left on device", "/runs/a"), "No space left on device: /runs/a"),
+        (
+            jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 9 GiB.\nmore"),
+            "the device ran out of memory (RESOURCE_EXHAUSTED: Out of memory allocating 9 GiB.): "
+            "lower the batch size or the model's size",
+        ),
+    ],
+)
+def test_file_system_and_memory_errors_are_one_line_and_exit_2(capsys, monkeypatch, error, message):
+    def fail(args):
+        raise error
 
-    monkeypatch.setattr(cli, "cmd_info", full_disk)
+    monkeypatch.setattr(cli, "cmd_info", fail)
     code, _, err = _run(capsys, "info", "mlp")
-    assert code == 2 and err == "zoo-jax: error: No space left on device: /runs/a/metrics.jsonl\n"
+    assert code == 2 and err == f"zoo-jax: error: {message}\n"
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def bug(args):
+        raise jax.errors.JaxRuntimeError("INTERNAL: something zoo_jax got wrong")
+
+    monkeypatch.setattr(cli, "cmd_info", bug)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
+        cli.main(["info", "mlp"])
 
 
 def test_evaluate_refuses_a_config_edited_after_the_run(capsys, tmp_path):

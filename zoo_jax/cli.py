@@ -1,7 +1,8 @@
 """`zoo-jax list | info | train | evaluate | bench`.
 
-Every user error (a `ZooError`, a bad flag) prints one line on stderr and exits 2;
-a traceback means a bug in zoo_jax.
+Every user error (a `ZooError`, a bad flag, the file system's refusal, a device out of
+memory: `errors.user_message`) prints one line on stderr and exits 2; a traceback means a
+bug in zoo_jax.
 """
 
 from __future__ import annotations
@@ -424,8 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `zoo-jax info cnn | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ZooError, OSError) as err:  # the user's input or the file system's refusal
-        print(f"zoo-jax: error: {user_message(err)}", file=sys.stderr)
+    except Exception as err:
+        message = user_message(err)
+        if message is None:  # a bug: its traceback
+            raise
+        print(f"zoo-jax: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(

@@ -1,5 +1,5 @@
-"""Errors users can act on. The CLI prints a `ZooError`, or an `OSError` from the file system,
-as one line (`user_message`) and exits 2."""
+"""Errors users can act on. The CLI prints a `ZooError`, an `OSError` from the file system or
+a device's out-of-memory error as one line (`user_message`) and exits 2."""
 
 from __future__ import annotations
 
@@ -53,13 +53,22 @@ class NonFiniteError(ZooError):
     """Training produced a non-finite loss or gradient (NaN policy 'stop')."""
 
 
-def user_message(err: ZooError | OSError) -> str:
-    """The one line a command prints for `err`: a `ZooError`'s message, or what the file
-    system refused (a full disk, no permission, a file where a directory should be) and where.
-    """
+def user_message(err: BaseException) -> str | None:
+    """The one line a command prints for an error the user can act on: a `ZooError`, what
+    the file system refused (a full disk, no permission, a file where a directory should be)
+    and where, or a device out of memory. None for anything else: a bug, whose traceback
+    should show."""
     if isinstance(err, ZooError):
         return str(err)
-    return f"{err.strerror or err}: {err.filename}" if err.filename else str(err.strerror or err)
+    if isinstance(err, OSError):
+        reason = err.strerror or str(err)
+        return f"{reason}: {err.filename}" if err.filename else reason
+    import jax  # here, so that importing the errors stays cheap
+
+    if isinstance(err, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in str(err):
+        first = str(err).strip().splitlines()[0][:160]
+        return f"the device ran out of memory ({first}): lower the batch size or the model's size"
+    return None
 
 
 class ArgumentParser(argparse.ArgumentParser):

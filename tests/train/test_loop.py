@@ -157,3 +157,23 @@ def test_resume_needs_a_run_dir(mnist_flat):
 def test_data_must_be_the_four_arrays(mnist_flat):
     with pytest.raises(InputError, match=r"\(x_train, y_train, x_test, y_test\), got 2 items"):
         fit(_cfg(), None, data=mnist_flat[:2])
+
+
+def test_an_error_after_a_save_leaves_that_checkpoint_whole(tmp_path, mnist_flat, monkeypatch):
+    """A failure while a save is in flight (here: the disk fills just after it starts) waits
+    for it before the error propagates, so the run resumes from that step."""
+    from zoo_jax.train import checkpoint
+
+    start_save = checkpoint.Checkpointer.save
+
+    def save_then_fail(self, step, state, meta):
+        start_save(self, step, state, meta)
+        raise OSError(28, "No space left on device", str(tmp_path / "metrics.jsonl"))
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        fit(_cfg(epochs=1), tmp_path, data=mnist_flat)
+    monkeypatch.undo()
+    resumed = fit(_cfg(), tmp_path, data=mnist_flat, resume=True)
+    assert resumed["steps"] == 2 * (512 // 64)
+    assert [e["epoch"] for e in resumed["history"]] == [1, 2]

@@ -107,8 +107,11 @@ class Checkpointer:
         return restored["state"], meta
 
     def close(self) -> None:
-        self.wait()
-        self.manager.close()
+        """Wait for the save in flight and release the manager (again: nothing to do)."""
+        if self.manager is not None:
+            self.wait()
+            self.manager.close()
+            self.manager = None
 
 
 def versions() -> dict[str, str]:

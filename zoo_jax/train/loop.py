@@ -14,6 +14,7 @@ policy decides what the host does on seeing one: `stop` (default) raises `NonFin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -271,14 +272,12 @@ class _Tally:
         self.sums = {"loss": 0.0, "accuracy": 0.0}
         self.count = 0
 
-    def add(self, metrics: list[dict], step: int, epoch: int, nan_policy: str, ckpt) -> None:
+    def add(self, metrics: list[dict], step: int, epoch: int, nan_policy: str) -> None:
         """Metrics of steps `step - len(metrics) + 1 … step`; applies the NaN policy."""
         for i, m in enumerate(metrics):
             at = step - len(metrics) + i + 1
             if not bool(np.all(m["finite"])):
                 if nan_policy == "stop":
-                    if ckpt is not None:
-                        ckpt.wait()
                     raise NonFiniteError(
                         f"non-finite loss or gradient at step {at} (epoch {epoch + 1}); the "
                         "update was not applied. Lower the learning rate, or pass "
@@ -460,59 +459,63 @@ def fit(
         if ckpt is not None:
             ckpt.save(at_step, steps.get_state(dev_state), meta)
 
-    with _StopSignal() as stop, _progress(progress) as bar:
-        task = bar.add_task(cfg.model, total=total_steps, completed=step, stats="")
-        for epoch in range(step // per_epoch, cfg.epochs):
-            order = pipeline.epoch_order(data_key, epoch, n)
-            pending: list[dict] = []
-            tally.new_epoch()
-            t_epoch = time.perf_counter()
-            for batch in pipeline.train_batches(
-                x_train, y_train, cfg.batch_size, order, step % per_epoch
-            ):
-                dev_state, metrics = steps.train(dev_state, steps.put_batch(batch))
-                step += 1
-                pending.append(metrics)
-                if compile_s is None:  # the first step includes compilation: time it apart
-                    jax.block_until_ready(metrics)
-                    compile_s = time.perf_counter() - t_epoch
-                    t_epoch = time.perf_counter()
-                else:
-                    train_images += cfg.batch_size
-                end_of_epoch = step % per_epoch == 0
-                if len(pending) >= cfg.log_every or end_of_epoch or stop.received:
-                    tally.add(jax.device_get(pending), step, epoch, cfg.nan_policy, ckpt)
-                    pending = []
-                    seconds = train_time + time.perf_counter() - t_epoch
-                    rate = f" {train_images / seconds:,.0f} img/s" if train_images else ""
-                    bar.update(task, completed=step, stats=tally.describe() + rate)
-                if stop.received:
-                    save(step)
-                    if ckpt is not None:
-                        ckpt.close()
-                    raise Interrupted(stop.received, step, saved=ckpt is not None)
-            train_time += time.perf_counter() - t_epoch
-            test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
-            record = {
-                "epoch": epoch + 1,
-                "step": step,
-                "train_loss": tally.mean("loss"),
-                "train_accuracy": tally.mean("accuracy"),
-                "test_loss": test["loss"],
-                "test_accuracy": test["accuracy"],
-                "images_per_s": train_images / train_time if train_images else None,
-                "wall_s": time.perf_counter() - t_run,
-            }
-            epoch_log.append(record)
-            log(
-                f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
-                f"acc {record['train_accuracy']:.4f} | test loss {test['loss']:.4f} "
-                f"acc {test['accuracy']:.4f}"
-            )
-            if run_path is not None:
-                with open(run_path / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            save(step)
+    try:
+        with _StopSignal() as stop, _progress(progress) as bar:
+            task = bar.add_task(cfg.model, total=total_steps, completed=step, stats="")
+            for epoch in range(step // per_epoch, cfg.epochs):
+                order = pipeline.epoch_order(data_key, epoch, n)
+                pending: list[dict] = []
+                tally.new_epoch()
+                t_epoch = time.perf_counter()
+                for batch in pipeline.train_batches(
+                    x_train, y_train, cfg.batch_size, order, step % per_epoch
+                ):
+                    dev_state, metrics = steps.train(dev_state, steps.put_batch(batch))
+                    step += 1
+                    pending.append(metrics)
+                    if compile_s is None:  # the first step includes compilation: time it apart
+                        jax.block_until_ready(metrics)
+                        compile_s = time.perf_counter() - t_epoch
+                        t_epoch = time.perf_counter()
+                    else:
+                        train_images += cfg.batch_size
+                    end_of_epoch = step % per_epoch == 0
+                    if len(pending) >= cfg.log_every or end_of_epoch or stop.received:
+                        tally.add(jax.device_get(pending), step, epoch, cfg.nan_policy)
+                        pending = []
+                        seconds = train_time + time.perf_counter() - t_epoch
+                        rate = f" {train_images / seconds:,.0f} img/s" if train_images else ""
+                        bar.update(task, completed=step, stats=tally.describe() + rate)
+                    if stop.received:
+                        save(step)
+                        raise Interrupted(stop.received, step, saved=ckpt is not None)
+                train_time += time.perf_counter() - t_epoch
+                test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
+                record = {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "train_loss": tally.mean("loss"),
+                    "train_accuracy": tally.mean("accuracy"),
+                    "test_loss": test["loss"],
+                    "test_accuracy": test["accuracy"],
+                    "images_per_s": train_images / train_time if train_images else None,
+                    "wall_s": time.perf_counter() - t_run,
+                }
+                epoch_log.append(record)
+                log(
+                    f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
+                    f"acc {record['train_accuracy']:.4f} | test loss {test['loss']:.4f} "
+                    f"acc {test['accuracy']:.4f}"
+                )
+                if run_path is not None:
+                    with open(run_path / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                save(step)
+    except BaseException:  # a signal, a NaN, a full disk, a device out of memory
+        if ckpt is not None:  # the save in flight is finished first: the last checkpoint is whole
+            with contextlib.suppress(Exception):  # (the error to report is the first one)
+                ckpt.close()
+        raise
 
     final_state = steps.get_state(dev_state)
     if not epoch_log:  # resumed a finished run: evaluate what was restored
