@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+import zoo_jax
 from zoo_jax.errors import ZooError
 from zoo_jax.models import layers
 
@@ -180,6 +181,15 @@ def test_conv2d_on_cpu_is_xlas_except_where_that_is_slow(shape, groups, lowering
     assert [e.params["feature_group_count"] for e in eqns] == {
         "xla": [groups], "im2col": [], "block_diagonal": [1]
     }[lowering]  # fmt: skip
+
+
+def test_conv2d_kernels_beyond_11x11_are_not_unrolled_into_slices():
+    """`--set kernel_size=100000` traced 10^10 im2col slices (a hang); now XLA's convolution."""
+    assert layers.cpu_lowering((2, 2, 2, 4), (11, 11), 1) == "im2col"
+    assert layers.cpu_lowering((2, 2, 2, 4), (12, 11), 1) == "xla"
+    assert layers.cpu_lowering((2, 28, 28, 8), (100_000, 100_000), 2) == "xla"
+    model = zoo_jax.get_model("cnn_tf", kernel_size=100_000)  # SAME padding: it fits
+    jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, 28, 28, 1), float))
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo_jax.errors import ZooError
+from zoo_jax.errors import UnknownNameError, ZooError
 from zoo_jax.models import layers
 from zoo_jax.models.cells import CELLS, LSTMCell
 from zoo_jax.models.recurrent import Recurrent
@@ -209,6 +209,8 @@ class AttentionRNNClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        if self.cell not in CELLS:
+            raise UnknownNameError("cell", self.cell, list(CELLS))
         x = layers.feature_sequences(x, "the attention RNN classifier")
         x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         states = Recurrent(CELLS[self.cell](self.units), return_sequences=True)(x)

@@ -177,13 +177,17 @@ def cpu_fusion_barrier(x: jax.Array) -> jax.Array:
 
 
 BLOCK_DIAGONAL_MAX_CHANNELS = 256
+IM2COL_MAX_TAPS = 121  # im2col traces a slice per kernel tap: an 11×11 kernel at most
 
 
 def cpu_lowering(x_shape: Sequence[int], kernel_size: Sequence[int], groups: int) -> str:
     """How a convolution lowers on the CPU (see the module docstring): "im2col" for inputs
     smaller than the kernel; for grouped ones, "block_diagonal" up to
     `BLOCK_DIAGONAL_MAX_CHANNELS` input channels and more than 4 groups, else "im2col";
-    "xla" for the rest."""
+    "xla" for the rest, and for kernels of more than `IM2COL_MAX_TAPS` taps (a `--set
+    kernel_size=1000` would otherwise trace a million slices)."""
+    if kernel_size[0] * kernel_size[1] > IM2COL_MAX_TAPS:
+        return "xla"
     if any(x_shape[1 + i] < kernel_size[i] for i in range(2)):
         return "im2col"
     if groups > 1:
