@@ -660,6 +660,8 @@ class PreActResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        if self.depth not in RESNET_DEPTHS:
+            raise ZooError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {self.depth}")
         x = layers.images(x, "PreActResNet")
         kind, counts = RESNET_DEPTHS[self.depth]
         base = max(1, int(64 * self.width))

@@ -185,7 +185,7 @@ def check_build(cfg: RunConfig) -> None:
     sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
     try:
         jax.eval_shape(build_learner(cfg).init, jax.random.PRNGKey(0), sample)
-    except (TypeError, ValueError, ZeroDivisionError, IndexError) as err:
+    except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ZooError(
             f"{cfg.model} cannot be built with {cfg.model_overrides}: {reason}"
