@@ -168,6 +168,15 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "mlp", "--opt", "learning_rate=0.1"], "(--lr)"),
         (["train", "--model", "mlp", "--loss", "msee"], "did you mean 'mse'"),
         (["train", "--model", "mlp", "--loss", "huber", "--loss-opt", "delt=1"], "'delta'"),
+        (
+            ["train", "--model", "mlp", "--loss", "huber", "--loss-opt", "delta=-1"],
+            "delta must be > 0",
+        ),
+        (
+            ["train", "--model", "mlp", "--loss", "huber", "--loss-opt", 'delta="x"'],
+            "finite number",
+        ),
+        (["train", "--model", "mlp", "--loss", "bce", "--loss-opt", "label_smoothing=2"], "[0, 1]"),
         (["train", "--model", "mlp", "--schedule", "cosine"], "did you mean 'cosine_decay'"),
         (["train", "--model", "mlp", "--max-norm", "-1"], "max_norm must be a finite number"),
         (["train", "--model", "mlp", "--optimizer", "adam", "--opt", "beta_1=1"], "[0, 1)"),

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 
 import jax
@@ -258,10 +259,23 @@ def _bind(name: str, options: dict) -> tuple[str, Callable[..., jax.Array]]:
         k for k, p in inspect.signature(fn).parameters.items()
         if p.default is not inspect.Parameter.empty and k != "from_logits"
     ]  # fmt: skip
-    for key in options:
+    for key, value in options.items():
         if key not in accepted:
             raise UnknownNameError(f"option of loss {name!r}", key, accepted)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise ZooError(f"{name} {key} must be a finite number, got {value!r}")
+        valid, expected = _OPTION_RANGES[key]
+        if not valid(value):
+            raise ZooError(f"{name} {key} must be {expected}, got {value}")
     return name, functools.partial(fn, **options) if options else fn
+
+
+# Keras does not check these; out of range, the loss goes negative or rewards wrong labels.
+_OPTION_RANGES = {
+    "delta": (lambda v: v > 0, "> 0"),
+    "label_smoothing": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+}
 
 
 def for_classifier(name: str, **options) -> Callable[[jax.Array, jax.Array], jax.Array]:
