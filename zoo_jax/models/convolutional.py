@@ -471,6 +471,13 @@ RESNET_DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
                  152: ("bottleneck", (3, 8, 36, 3))}  # fmt: skip
 
 
+def resnet_blocks(depth: int) -> tuple[str, tuple[int, ...]]:
+    """The block kind and the blocks per stage of a ResNet of `depth` layers."""
+    if depth not in RESNET_DEPTHS:
+        raise ZooError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {depth}")
+    return RESNET_DEPTHS[depth]
+
+
 class ResidualBlock(nn.Module):
     """Basic (two 3×3) or bottleneck (1×1, 3×3, 1×1 ×4) residual block, post-activation.
 
@@ -573,9 +580,7 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        if self.depth not in RESNET_DEPTHS:
-            raise ZooError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {self.depth}")
-        kind, counts = RESNET_DEPTHS[self.depth]
+        kind, counts = resnet_blocks(self.depth)
         base = max(1, int(64 * self.width))
         if kind == "bottleneck" and int(base * self.base_width / 64) < 1:
             raise ZooError(
@@ -660,10 +665,8 @@ class PreActResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        if self.depth not in RESNET_DEPTHS:
-            raise ZooError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {self.depth}")
+        kind, counts = resnet_blocks(self.depth)
         x = layers.images(x, "PreActResNet")
-        kind, counts = RESNET_DEPTHS[self.depth]
         base = max(1, int(64 * self.width))
         if self.small:
             x = layers.Conv2D(base, (3, 3), padding=layers.pads(1))(x)
