@@ -238,6 +238,24 @@ def test_regularization_penalty_equals_keras_l1_l2():
             "values must be a list of finite numbers",
         ),
         (lambda: optim.schedule("cosine_decay", 0.1, decay_steps=5, alfa=0), "alpha"),
+        # Keras takes these and trains on negative or NaN learning rates
+        (
+            lambda: optim.schedule("exponential_decay", 0.1, decay_steps=9, decay_rate=-1),
+            "decay_rate must be a finite number > 0, got -1",
+        ),
+        (
+            lambda: optim.schedule("cosine_decay", 0.1, decay_steps=9, alpha=-1),
+            "alpha must be a finite number in [0, 1]",
+        ),
+        (
+            lambda: optim.schedule("polynomial_decay", 0.1, decay_steps=9, power=0),
+            "power must be a finite number > 0",
+        ),
+        (
+            lambda: optim.schedule("piecewise_constant_decay", 0.1, boundaries=[5], values=[1, -1]),
+            "values must be a list of finite numbers >= 0",
+        ),
+        (lambda: optim.make("sgd", max_norm=0), "max_norm must be > 0"),
     ],
 )
 def test_bad_optimizer_settings_raise_zoo_errors(call, message):

@@ -299,6 +299,8 @@ def _check_value(name: str, key: str, value: Any) -> None:
         raise ZooError(f"{name} {key} must be in [0, 1), got {value!r}")
     elif key in _CLIPPING and value == 0:  # Keras takes 0 and then zeroes every gradient
         raise ZooError(f"{name} {key} must be > 0 (0 would zero every gradient), got {value!r}")
+    elif key == "max_norm" and value == 0:
+        raise ZooError(f"{name} max_norm must be > 0 (0 would zero every kernel), got {value!r}")
 
 
 def make(
@@ -467,11 +469,24 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
 }
 
 
+# What each option must be. Keras checks none of the ranges: a negative decay rate, alpha,
+# power or rate in `values` gives negative or NaN learning rates (a run that ends in NaN).
 _SCHEDULE_OPTION_KINDS = {
     "staircase": "true or false",
-    "decay_steps": "a number > 0",
+    "decay_steps": "a finite number > 0",
+    "decay_rate": "a finite number > 0",
+    "power": "a finite number > 0",
+    "alpha": "a finite number in [0, 1]",
+    "end_learning_rate": "a finite number >= 0",
     "boundaries": "a list of finite numbers",
-    "values": "a list of finite numbers",
+    "values": "a list of finite numbers >= 0 (learning rates)",
+}
+_SCHEDULE_OPTION_RANGES = {
+    "decay_steps": lambda v: v > 0,
+    "decay_rate": lambda v: v > 0,
+    "power": lambda v: v > 0,
+    "alpha": lambda v: 0 <= v <= 1,
+    "end_learning_rate": lambda v: v >= 0,
 }
 
 
@@ -479,9 +494,11 @@ def _valid_schedule_option(key: str, value: Any) -> bool:
     finite = lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
     if key == "staircase":
         return isinstance(value, bool)
-    if key in ("boundaries", "values"):
+    if key == "boundaries":
         return isinstance(value, list | tuple) and all(map(finite, value))
-    return finite(value) and (key != "decay_steps" or value > 0)
+    if key == "values":
+        return isinstance(value, list | tuple) and all(finite(v) and v >= 0 for v in value)
+    return finite(value) and _SCHEDULE_OPTION_RANGES.get(key, lambda v: True)(value)
 
 
 def schedule(name: str, learning_rate: float, **options: Any) -> Schedule:
