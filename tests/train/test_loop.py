@@ -91,6 +91,20 @@ def test_nan_policy_stop_raises_and_skip_keeps_params_finite(tmp_path, mnist_fla
     chex.assert_tree_all_finite(summary["state"].params)
 
 
+def test_a_non_finite_update_the_step_cannot_see_stops_the_run(tmp_path, mnist_flat, monkeypatch):
+    """A NaN learning rate keeps the loss and gradient of the step finite, so the step's guard
+    applies the update; the epoch's test loss shows it, before the state is saved."""
+    import optax
+
+    from zoo_jax.train import loop
+
+    monkeypatch.setattr(loop, "build_optimizer", lambda cfg, total_steps=None: optax.sgd(np.nan))
+    with pytest.raises(NonFiniteError, match="test loss after epoch 1 is nan"):
+        x, y, x_test, y_test = mnist_flat  # one step: its update is the run's last
+        fit(_cfg(epochs=1), tmp_path, data=(x[:64], y[:64], x_test, y_test))
+    assert not (tmp_path / "checkpoints" / "1").exists()
+
+
 def test_sharded_fit_matches_single_device(mnist_flat):
     cfg = _cfg(epochs=1, model_overrides={"hidden": (32,), "dropout": 0.0})
     one = fit(cfg, None, data=mnist_flat)

@@ -491,6 +491,13 @@ def fit(
                         raise Interrupted(stop.received, step, saved=ckpt is not None)
                 train_time += time.perf_counter() - t_epoch
                 test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
+                if cfg.nan_policy == "stop" and not math.isfinite(test["loss"]):
+                    # the step's guard sees the loss and the gradient, not the update: a NaN
+                    # learning rate's update shows here, before it is saved
+                    raise NonFiniteError(
+                        f"the test loss after epoch {epoch + 1} is {test['loss']}: the "
+                        "parameters are no longer finite (is the learning rate?)"
+                    )
                 record = {
                     "epoch": epoch + 1,
                     "step": step,
