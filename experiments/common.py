@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 
-from zoo_jax.errors import ZooError, user_message
+from zoo_jax.errors import ZooError, report
 from zoo_jax.files import write_atomic
 from zoo_jax.train.checkpoint import versions
 
@@ -37,11 +37,7 @@ def entry(main: Callable[[], int]) -> int:
     try:
         return main()
     except Exception as err:
-        message = user_message(err)
-        if message is None:  # a bug: its traceback
-            raise
-        print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
-        return 2
+        return report(err, Path(sys.argv[0]).name)
 
 
 def git_commit() -> str:

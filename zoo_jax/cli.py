@@ -24,7 +24,7 @@ import numpy as np
 
 from zoo_jax import activations, losses, optim, registry
 from zoo_jax.data import datasets
-from zoo_jax.errors import ArgumentParser, ZooError, user_message
+from zoo_jax.errors import ArgumentParser, ZooError, report
 from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, build_learner, check_build, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
@@ -426,11 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as err:
-        message = user_message(err)
-        if message is None:  # a bug: its traceback
-            raise
-        print(f"zoo-jax: error: {message}", file=sys.stderr)
-        return 2
+        return report(err, "zoo-jax")  # one line and 2, or the traceback of a bug
     except KeyboardInterrupt as err:
         print(
             f"zoo-jax: interrupted: {err}" if str(err) else "zoo-jax: interrupted", file=sys.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import sys
 from collections.abc import Iterable
 from typing import NoReturn
 
@@ -69,6 +70,16 @@ def user_message(err: BaseException) -> str | None:
         first = str(err).strip().splitlines()[0][:160]
         return f"the device ran out of memory ({first}): lower the batch size or the model's size"
     return None
+
+
+def report(err: Exception, prog: str) -> int:
+    """Print `err` as `prog: error: <one line>` and return the exit status 2; re-raise it when
+    it is a bug (`user_message` is None), so that its traceback shows. For `except` blocks."""
+    message = user_message(err)
+    if message is None:
+        raise err
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 class ArgumentParser(argparse.ArgumentParser):
