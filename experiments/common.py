@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 
-from zoo_jax.errors import ZooError, report
+from zoo_jax.errors import ZooError, report, report_interrupt
 from zoo_jax.files import write_atomic
 from zoo_jax.train.checkpoint import versions
 
@@ -33,11 +33,14 @@ RESULTS_DIR = Path(__file__).parent / "results"
 def entry(main: Callable[[], int]) -> int:
     """Run an experiment's `main` as the CLI runs a command: a `ZooError` (an unknown model
     or dataset, an option out of range), the file system's refusal (a full disk) or a device
-    out of memory is one line on stderr and exit status 2."""
+    out of memory is one line on stderr and exit status 2; Ctrl-C or SIGTERM (a job's time
+    limit) is one line and 128 + the signal's number. Rows finished before it are kept."""
     try:
         return main()
     except Exception as err:
         return report(err, Path(sys.argv[0]).name)
+    except KeyboardInterrupt as err:
+        return report_interrupt(err, Path(sys.argv[0]).name)
 
 
 def git_commit() -> str:

@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -222,4 +223,19 @@ def test_experiment_file_system_error_is_one_line_and_exit_2(capsys):
     assert common.entry(no_permission) == 2
     err = capsys.readouterr().err
     assert err.endswith("error: Permission denied: experiments/results/conv_zoo\n")
+    assert err.count("\n") == 1
+
+
+def test_experiment_stopped_by_sigterm_is_one_line_and_128_plus_signal(capsys):
+    """A job's time limit (SIGTERM) stops a sweep between steps: one line, not a traceback."""
+    from zoo_jax.train.loop import Interrupted
+
+    def stopped():
+        raise Interrupted(signal.SIGTERM, 472, saved=False)
+
+    assert common.entry(stopped) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.endswith(
+        "interrupted: stopped by signal 15 at step 472; no run directory: not saved\n"
+    )
     assert err.count("\n") == 1

@@ -24,7 +24,7 @@ import numpy as np
 
 from zoo_jax import activations, losses, optim, registry
 from zoo_jax.data import datasets
-from zoo_jax.errors import ArgumentParser, ZooError, report
+from zoo_jax.errors import ArgumentParser, ZooError, report, report_interrupt
 from zoo_jax.models import layers
 from zoo_jax.train.loop import RunConfig, build_learner, check_build, evaluate_run, fit
 from zoo_jax.train.steps import compile_steps
@@ -428,10 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         return report(err, "zoo-jax")  # one line and 2, or the traceback of a bug
     except KeyboardInterrupt as err:
-        print(
-            f"zoo-jax: interrupted: {err}" if str(err) else "zoo-jax: interrupted", file=sys.stderr
-        )
-        return 128 + getattr(err, "signum", 2)
+        return report_interrupt(err, "zoo-jax")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import signal
 import sys
 from collections.abc import Iterable
 from typing import NoReturn
@@ -80,6 +81,13 @@ def report(err: Exception, prog: str) -> int:
         raise err
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
+
+
+def report_interrupt(err: KeyboardInterrupt, prog: str) -> int:
+    """Print a stop by Ctrl-C or SIGTERM (`train.loop.Interrupted` says where it stopped and
+    whether it saved) as one line; the exit status is the shell's 128 + the signal's number."""
+    print(f"{prog}: interrupted: {err}" if str(err) else f"{prog}: interrupted", file=sys.stderr)
+    return 128 + getattr(err, "signum", signal.SIGINT)
 
 
 class ArgumentParser(argparse.ArgumentParser):
