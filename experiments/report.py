@@ -288,6 +288,7 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
             r = by_ds.get(ds)
             if r is None:
                 accs.append("not run")
+                verdicts.append(f"{ds} not run")
                 continue
             acc = r["metrics"]["test_accuracy"]
             need = r["reference"]["target_accuracy"]
@@ -324,8 +325,9 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
             "",
             "Rows on the CPU: this project's 2-core machine, where a run must stay within about",
             "15 minutes (issue #4), so the width is reduced and the run short; their accuracy",
-            "says what that budget buys, not what the architecture reaches (the full-width",
-            "runs need a GPU, which this session was not lent). Their notes:",
+            "says what that budget buys, not what the architecture reaches. The full-width",
+            "rows above them ran on a GPU lent for some sessions (30 device-minutes each);",
+            "the deep networks there trained 3 epochs, not the card's 10, to fit it. Their notes:",
             "",
             *[f"- `{r['row']}`: {r['notes']}" for r in sorted(reduced, key=lambda r: r["row"])],
         ]
@@ -335,29 +337,72 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
     return [*out, ""]
 
 
+# Dense peak of the device's float32 convolutions and matmuls, which XLA runs as TF32 on
+# the tensor cores at JAX's default precision: H100 SXM5 (the "80GB HBM3"), NVIDIA's datasheet.
+PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 494.7e12}
+
+
+def _with_flops(rows: list[dict]) -> list[dict]:
+    """Where a backend's cost analysis gave no FLOP count (the GPU's, under jax 0.11.2), take
+    XLA's CPU count of the same model's train step (per image, so the batch does not matter),
+    marked `flops_from_cpu`; GFLOP/s then follows from the row's own step time."""
+    cpu = {r["model"]: r["metrics"] for r in rows if r["device"].startswith("cpu")}
+    out = []
+    for r in rows:
+        m = r["metrics"]
+        if m["train_flops_per_image"] is None and r["model"] in cpu:
+            flops = {
+                k: cpu[r["model"]][k] for k in ("forward_flops_per_image", "train_flops_per_image")
+            }
+            tflops = flops["train_flops_per_image"] and (
+                flops["train_flops_per_image"] * m["images_per_s"] / 1e12
+            )
+            r = r | {"metrics": m | flops | {"train_tflops_per_s": tflops}, "flops_from_cpu": True}
+        out.append(r)
+    return out
+
+
 def _zoo_bench_table(rows: list[dict]) -> list[str]:
+    from experiments import conv_zoo
     from zoo_jax import registry
 
     out = [
         "The compiled train step of each model's training configuration (full width; the",
         "conv zoo's small-image one) on a random batch (`python -m experiments.zoo_bench`, one",
         "`zoo-jax bench` per model). FLOPs: XLA's count for the compiled forward pass and the",
-        "whole train step (a multiply-add is 2 FLOPs); GFLOP/s = train FLOPs / step time. One",
-        "sweep; other jobs shared the 2 cores at times, so compare rows, not absolute times.",
+        "whole train step (a multiply-add is 2 FLOPs); GFLOP/s = train FLOPs / step time.",
+        "",
+        "CPU rows: batch 32, 3 timed steps, one sweep on this project's 2-core machine; other",
+        "jobs shared the 2 cores at times, so compare rows, not absolute times.",
         "`deconv_net` and `dcn` were re-measured together after `layers.ConvTranspose`",
         "(`--models deconv_net,dcn --force`): `dcn` took 13.3 ms in the sweep and 13.5 then;",
         "`deconv_net` had taken 39.1 ms.",
         "† recurrent and attention-RNN models: XLA counts the body of the `lax.scan` over",
         "time once, so their FLOPs are one time step's (of 28), not the sequence's.",
         "",
+        "GPU rows: the convolutional zoo at the batch it trains with (128), 10 timed steps,",
+        "each model alone on the lent machine (`--models … --batch-size 128 --steps 10`).",
+        "‡ XLA's GPU cost analysis gave no FLOP count there, so the FLOPs are its CPU count of",
+        "the same train step; % of peak = GFLOP/s over the device's dense TF32 peak (JAX's",
+        "default precision runs float32 convolutions on the tensor cores as TF32), "
+        + ", ".join(f"{kind} {peak / 1e12:g} TFLOP/s" for kind, peak in PEAK_FLOPS.items())
+        + ".",
+        "",
         "| model | params | input | batch | forward MFLOP/img | train MFLOP/img | ms/step | "
-        "img/s | GFLOP/s | compile s | device |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "img/s | GFLOP/s | % of peak | compile s | device |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["device"], r["model"])):
+    order = {m: i for i, m in enumerate(conv_zoo.MODELS)}
+    for r in sorted(
+        _with_flops(rows), key=lambda r: (r["device"], order.get(r["model"], 99), r["model"])
+    ):
         m, cfg = r["metrics"], r["config"]
-        mflop = lambda x: "" if x is None else f"{x / 1e6:,.1f}"
-        gflops = "" if m["train_tflops_per_s"] is None else f"{1e3 * m['train_tflops_per_s']:.1f}"
+        mark = " ‡" if r.get("flops_from_cpu") else ""
+        mflop = lambda x, mark=mark: "" if x is None else f"{x / 1e6:,.1f}{mark}"
+        tflops = m["train_tflops_per_s"]
+        gflops = "" if tflops is None else f"{1e3 * tflops:,.1f}"
+        peak = PEAK_FLOPS.get(r["device"].split(":", 1)[-1].rsplit(" x", 1)[0])
+        share = "" if tflops is None or peak is None else f"{100 * tflops * 1e12 / peak:.1f}"
         looped = (
             registry.get_card(r["model"]).family == "recurrent" or r["model"] == "attention_rnn"
         )
@@ -366,8 +411,14 @@ def _zoo_bench_table(rows: list[dict]) -> list[str]:
             f"{r['dataset'].split(', ')[-1]} | "
             f"{cfg['batch_size']} | {mflop(m['forward_flops_per_image'])} | "
             f"{mflop(m['train_flops_per_image'])} | {m['step_ms']:,.1f} | "
-            f"{m['images_per_s']:,.1f} | {gflops} | {m['compile_s']:.1f} | {r['device']} |"
+            f"{m['images_per_s']:,.1f} | {gflops} | {share} | {m['compile_s']:.1f} | "
+            f"{r['device']} |"
         )
+    measured = {r["model"] for r in rows if r["device"].startswith("gpu")}
+    if measured:
+        missing = [m for m in conv_zoo.MODELS if m not in measured]
+        if missing:
+            out += ["", f"Not measured on the GPU yet: {', '.join(f'`{m}`' for m in missing)}."]
     return [*out, ""]
 
 
@@ -592,8 +643,8 @@ def zoo_table(rows: list[dict]) -> str:
 
     best = _best(rows)
     judged = {r["dataset"]: r for r in rows if r["experiment"] == "deconv_net"}
-    speed = {r["model"]: r for r in rows if r["experiment"] == "zoo_bench"
-             and r["device"].startswith("cpu")}  # fmt: skip
+    speed = {(r["model"], r["device"].split(":")[0]): r["metrics"]["images_per_s"]
+             for r in rows if r["experiment"] == "zoo_bench"}  # fmt: skip
 
     def measured(model, dataset):
         if model == "deconv_net" and dataset in judged:
@@ -607,16 +658,16 @@ def zoo_table(rows: list[dict]) -> str:
     task = _sequence_task_results(rows)
     lines = [
         "| model | family | chart node | parameters | reference | MNIST % | Fashion % | "
-        "sequence task | CPU img/s |",
-        "|---|---|---|---:|---|---:|---:|---|---:|",
+        "sequence task | CPU img/s | GPU img/s |",
+        "|---|---|---|---:|---|---:|---:|---|---:|---:|",
     ]
+    ips = lambda name, backend: f"{speed[name, backend]:,.0f}" if (name, backend) in speed else "–"
     for m in json.loads(models_table("json")):
         name = m["name"]
-        ips = speed[name]["metrics"]["images_per_s"] if name in speed else None
         lines.append(
             f"| `{name}` | {m['family']} | `{m['chart_node']}` | {m['params']:,} | "
             f"{m['reference']} | {measured(name, 'mnist')} | {measured(name, 'fashion-mnist')} | "
-            f"{task.get(name, '–')} | {'–' if ips is None else f'{ips:,.0f}'} |"
+            f"{task.get(name, '–')} | {ips(name, 'cpu')} | {ips(name, 'gpu')} |"
         )
     return "\n".join(lines)
 

@@ -239,3 +239,24 @@ def test_experiment_stopped_by_sigterm_is_one_line_and_128_plus_signal(capsys):
         "interrupted: stopped by signal 15 at step 472; no run directory: not saved\n"
     )
     assert err.count("\n") == 1
+
+
+def test_gpu_bench_rows_take_the_cpu_flop_count_and_show_the_share_of_peak():
+    """CUDA's plugin gives no pre-compile FLOP count: the report takes the CPU's count of the
+    same step (per image) and divides by the GPU row's own step time and the device's peak."""
+
+    def bench_row(device, images_per_s, flops):
+        metrics = {"step_ms": 128e3 / images_per_s, "images_per_s": images_per_s,
+                   "compile_s": 1.0, "forward_flops_per_image": flops and flops // 3,
+                   "train_flops_per_image": flops, "train_tflops_per_s": None}  # fmt: skip
+        return {"experiment": "zoo_bench", "model": "resnet50", "device": device,
+                "dataset": "random batch, 28x28x1", "metrics": metrics,
+                "config": {"batch_size": 128, "params": 23_519_690}}  # fmt: skip
+
+    cpu = bench_row("cpu:cpu x1, 2 cores", 16.4, 5_880_600_000)
+    gpu = bench_row("gpu:NVIDIA H100 80GB HBM3 x1", 6_719.4, None)
+    table = "\n".join(report._zoo_bench_table([gpu, cpu]))
+    # 5.8806 GFLOP/img × 6,719.4 img/s = 39,514.1 GFLOP/s, 8.0 % of 494.7 TFLOP/s
+    assert "| 5,880.6 ‡ | 19.0 | 6,719.4 | 39,514.1 | 8.0 | 1.0 | gpu:NVIDIA H100" in table
+    assert "| 5,880.6 | 7,804.9 | 16.4 |  |  | 1.0 | cpu:cpu x1" in table  # no peak known
+    assert "Not measured on the GPU yet: `lenet5`" in table

@@ -330,7 +330,11 @@ def _target_tokens(cfg: RunConfig, labels: np.ndarray) -> int:
 def _flops(step, *args) -> float | None:
     """FLOPs of one call of a jitted step, from XLA's cost analysis (None where the backend
     gives none). XLA counts the body of a loop once: for a recurrent model (a `lax.scan`
-    over time) that is one time step's work, not the sequence's."""
+    over time) that is one time step's work, not the sequence's. CUDA's PJRT plugin has no
+    count before compiling (jax 0.11.2 on an H100 gave None). The compiled program's count
+    is not used instead: it counts the backend's rewrites (on the CPU, Xception's compiled
+    train step counts 2.5 times its HLO's FLOPs). `experiments.report` puts the CPU's count
+    of the same step beside GPU timings."""
     cost = step.lower(*args).cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost  # older jax: one dict per program
     return (cost or {}).get("flops") or None
