@@ -325,9 +325,10 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
             "",
             "Rows on the CPU: this project's 2-core machine, where a run must stay within about",
             "15 minutes (issue #4), so the width is reduced and the run short; their accuracy",
-            "says what that budget buys, not what the architecture reaches. The full-width",
-            "rows above them ran on a GPU lent for some sessions (30 device-minutes each);",
-            "the deep networks there trained 3 epochs, not the card's 10, to fit it. Their notes:",
+            "says what that budget buys, not what the architecture reaches. The rows whose",
+            "device is a GPU ran at full width on one lent for some sessions (30 device-minutes",
+            "each); the deep networks there trained 3 epochs, not the card's 10, to fit it.",
+            "The CPU rows' notes:",
             "",
             *[f"- `{r['row']}`: {r['notes']}" for r in sorted(reduced, key=lambda r: r["row"])],
         ]
