@@ -373,6 +373,11 @@ def _read_epoch_log(path: Path) -> list[dict]:
     return log
 
 
+def _difference_from_checkpoint(ckpt: Checkpointer, cfg: RunConfig) -> list[str]:
+    """How `cfg`'s identity differs from the one the latest checkpoint was written for."""
+    return config_difference(ckpt.read_meta().get("identity", {}), cfg.identity())
+
+
 def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
     """Checkpointer and metadata of a run directory; on resume, the restored state and the
     epoch log up to its step (later lines of `metrics.jsonl` are dropped from the file too)."""
@@ -386,8 +391,7 @@ def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
     if resume:
         if ckpt.latest_step() is None:
             raise CheckpointError(f"--resume: no checkpoint in {run_path / 'checkpoints'}")
-        diff = config_difference(ckpt.read_meta().get("identity", {}), cfg.identity())
-        if diff:
+        if diff := _difference_from_checkpoint(ckpt, cfg):
             raise CheckpointError(
                 f"--resume refused: the checkpoint in {run_path} was written for another "
                 f"config ({'; '.join(diff)})"
@@ -600,9 +604,7 @@ def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
         raise CheckpointError(f"{config_file} is not a run's config: {err}") from None
     ckpt = Checkpointer(run_path / "checkpoints")
     try:
-        saved = ckpt.read_meta().get("identity")
-        diff = config_difference(saved, cfg.identity()) if saved is not None else []
-        if diff:  # an edited config.json: say so rather than fail deep inside orbax
+        if diff := _difference_from_checkpoint(ckpt, cfg):  # an edited config.json: say so
             raise CheckpointError(
                 f"{config_file} does not match the run's checkpoint ({'; '.join(diff)})"
             )
