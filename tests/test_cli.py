@@ -193,6 +193,13 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "mlp", "--set", "num_classes=2.5"], "must be an integer"),
         (["train", "--model", "lstm", "--set", "units=2.5"], "cannot be built with"),
         (["train", "--model", "conv_lstm", "--set", "filters=1000000000"], "cannot be built"),
+        # 10**12 float32 in the recurrent kernel, four copies with Adam (two moments and a
+        # gradient), two with SGD
+        (["train", "--model", "rnn", "--optimizer", "adam", "--set", "units=1000000"], "1.49e+04"),
+        (["train", "--model", "rnn", "--optimizer", "sgd", "--set", "units=1000000"], "7.45e+03"),
+        (["bench", "--model", "mlp", "--set", "num_classes=10000000000"], "needs at least"),
+        (["train", "--model", "seq2seq", "--set", "num_layers=1000000000"], "4.88e+05 GiB"),
+        (["train", "--model", "transformer", "--set", "num_layers=1000000000"], "needs at least"),
         (["train", "--model", "preact_resnet18", "--set", "depth=20"], "depth must be one of"),
         (["train", "--model", "attention_rnn", "--set", 'cell="gru2"'], "did you mean 'gru'"),
         (["bench", "--model", "resnet18", "--set", "width=0"], "width must be > 0"),
@@ -219,6 +226,13 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
             jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 9 GiB.\nmore"),
             "the device ran out of memory (RESOURCE_EXHAUSTED: Out of memory allocating 9 GiB.): "
             "lower the batch size or the model's size",
+        ),
+        (  # the CPU client's words
+            jax.errors.JaxRuntimeError(
+                "INTERNAL: Error dispatching computation: Out of memory allocating 4 bytes."
+            ),
+            "the device ran out of memory (INTERNAL: Error dispatching computation: Out of "
+            "memory allocating 4 bytes.): lower the batch size or the model's size",
         ),
     ],
 )

@@ -67,7 +67,9 @@ def user_message(err: BaseException) -> str | None:
         return f"{reason}: {err.filename}" if err.filename else reason
     import jax  # here, so that importing the errors stays cheap
 
-    if isinstance(err, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in str(err):
+    # GPUs and TPUs say RESOURCE_EXHAUSTED; the CPU client "INTERNAL: ... Out of memory"
+    out_of_memory = "RESOURCE_EXHAUSTED" in str(err) or "out of memory" in str(err).lower()
+    if isinstance(err, jax.errors.JaxRuntimeError) and out_of_memory:
         first = str(err).strip().splitlines()[0][:160]
         return f"the device ran out of memory ({first}): lower the batch size or the model's size"
     return None

@@ -315,3 +315,33 @@ def test_dropout_equals_flax_dropout_values_and_gradients(rate, broadcast_dims):
         np.testing.assert_array_equal(a, b)
     same = layers.Dropout(rate).apply({}, x, deterministic=True)
     np.testing.assert_array_equal(same, x)
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "small"),
+    [
+        ("transformer", "num_layers", {"d_model": 8, "num_heads": 2, "d_ff": 16}),
+        ("seq2seq", "num_layers", {"units": 8, "embed_dim": 4}),
+        ("xception", "middle_blocks", {"width": 1 / 16, "small": True, "num_classes": 10}),
+    ],
+)
+def test_layer_stacks_over_the_device_memory_fail_before_they_are_built(
+    monkeypatch, name, field, small
+):
+    """`check_stack`'s per-layer count is a lower bound of the layer's real parameters, and the
+    bound is the memory: the deepest stack that fits builds, one layer more is refused."""
+    card = zoo_jax.get_card(name)
+    shape = card.small_input_shape or card.input_shape
+    calls = []
+    monkeypatch.setattr(layers, "check_stack", lambda *args: calls.append(args))
+    counts = [
+        zoo_jax.registry._count(zoo_jax.get_model(name, **small, **{field: n}), shape, card)
+        for n in (1, 2)
+    ]
+    params_each = calls[-1][3]
+    assert calls[-1][1:3] == (field, 2) and 0 < params_each <= counts[1] - counts[0]
+    monkeypatch.undo()
+    monkeypatch.setattr(layers, "memory_bytes", lambda: 4 * params_each * 3)
+    zoo_jax.registry._count(zoo_jax.get_model(name, **small, **{field: 3}), shape, card)
+    with pytest.raises(ZooError, match=rf"{field} = 4 needs at least .* GiB for the parameters"):
+        zoo_jax.registry._count(zoo_jax.get_model(name, **small, **{field: 4}), shape, card)

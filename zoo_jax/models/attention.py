@@ -335,6 +335,9 @@ class Transformer(nn.Module):
                 f"Transformer needs num_layers >= 1 and num_heads >= 1 dividing d_model, got "
                 f"num_layers {self.num_layers}, num_heads {self.num_heads}, d_model {self.d_model}"
             )
+        # each layer has at least its attention's four d×d projections and the feed-forward's
+        layers.check_stack("Transformer", "num_layers", self.num_layers,
+                           4 * self.d_model**2 + 2 * self.d_model * self.d_ff)  # fmt: skip
         stack = lambda cls, n: [
             cls(self.num_heads, self.d_ff, self.dropout, name=f"{n}_{i}")
             for i in range(self.num_layers)
@@ -499,6 +502,8 @@ class Seq2Seq(nn.Module):
         if self.attention not in ATTENTIONS:
             raise ZooError(f"attention must be one of {', '.join(ATTENTIONS)}, "
                            f"got {self.attention!r}")  # fmt: skip
+        # an encoder and a decoder LSTM per layer, each with a units×4·units recurrent kernel
+        layers.check_stack("Seq2Seq", "num_layers", self.num_layers, 8 * self.units**2)
         self.source_embed = nn.Embed(self.source_vocab, self.embed_dim)
         self.encoder = [
             Recurrent(LSTMCell(self.units), return_sequences=True, return_state=True)

@@ -721,6 +721,8 @@ class Xception(nn.Module):
             y = x if i == 0 else nn.relu(x)
             y = sep(nn.relu(sep(y, c)), c)
             x = layers.pool(y, "max", 3, 2, padding="SAME") + residual
+        c = w(728)  # three separable convolutions per middle block, each c·(9 + c) parameters
+        layers.check_stack("Xception", "middle_blocks", self.middle_blocks, 3 * c * (9 + c))
         for _ in range(self.middle_blocks):
             y = x
             for _ in range(3):

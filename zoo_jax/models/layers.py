@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
 from collections.abc import Callable, Iterator, Sequence
 
 import flax.linen as nn
@@ -565,6 +566,31 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 # --- blocks of the convolutional zoo --------------------------------------------------------
+
+
+def memory_bytes() -> int | None:
+    """Memory of the default device: its allocator's limit on a GPU or TPU, the host's
+    physical memory on the CPU; None where neither is known."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    if device.platform == "cpu" and hasattr(os, "sysconf"):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def check_stack(model: str, field: str, count: int, params_each: int) -> None:
+    """A stack of `count` layers, each of at least `params_each` float32 parameters, must fit
+    in the device's memory. Flax builds one Python object per layer before anything is
+    traced, so a depth like 10**9 would hang the build instead of failing it: this fails it
+    first. The bound is the machine's, not a chosen cap."""
+    need, memory = 4 * count * params_each, memory_bytes()
+    if memory is not None and need > memory:
+        raise ZooError(
+            f"{model} with {field} = {count} needs at least {need / 2**30:,.3g} GiB for the "
+            f"parameters of its layers, more than the device's {memory / 2**30:,.3g} GiB"
+        )
 
 
 def images(x: jax.Array, model: str) -> jax.Array:

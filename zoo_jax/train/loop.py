@@ -34,6 +34,7 @@ from zoo_jax.data import augment, datasets, pipeline
 from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
 from zoo_jax.files import write_atomic
 from zoo_jax.learners import LEARNERS
+from zoo_jax.models import layers
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
 from zoo_jax.train.steps import compile_steps
 
@@ -184,12 +185,23 @@ def check_build(cfg: RunConfig) -> None:
     _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
     sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
     try:
-        jax.eval_shape(build_learner(cfg).init, jax.random.PRNGKey(0), sample)
+        state = jax.eval_shape(build_learner(cfg).init, jax.random.PRNGKey(0), sample)
     except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ZooError(
             f"{cfg.model} cannot be built with {cfg.model_overrides}: {reason}"
         ) from None
+    # A train step holds the whole state and one gradient of the parameters at least: a
+    # config over the device's memory is refused here, before XLA compiles (or aborts on)
+    # arrays it could never allocate.
+    nbytes = lambda tree: sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+    need, memory = nbytes(state) + nbytes(state.params), layers.memory_bytes()
+    if memory is not None and need > memory:
+        raise ZooError(
+            f"{cfg.model} with {cfg.model_overrides} needs at least {need / 2**30:,.3g} GiB for "
+            f"its parameters, optimizer state and gradients, more than the device's "
+            f"{memory / 2**30:,.3g} GiB"
+        )
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
