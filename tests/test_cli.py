@@ -200,6 +200,7 @@ def test_bench_takes_model_overrides(capsys):
         (["bench", "--model", "mlp", "--set", "num_classes=10000000000"], "needs at least"),
         (["train", "--model", "seq2seq", "--set", "num_layers=1000000000"], "4.88e+05 GiB"),
         (["train", "--model", "transformer", "--set", "num_layers=1000000000"], "needs at least"),
+        (["train", "--model", "seq2seq", "--set", "bos_id=1000"], "bos_id must be a target token"),
         (["train", "--model", "preact_resnet18", "--set", "depth=20"], "depth must be one of"),
         (["train", "--model", "attention_rnn", "--set", 'cell="gru2"'], "did you mean 'gru'"),
         (["bench", "--model", "resnet18", "--set", "width=0"], "width must be > 0"),

@@ -359,7 +359,7 @@ class Transformer(nn.Module):
     def _positions(self, x, *, train: bool):
         if x.shape[1] > self.max_len:
             raise ZooError(f"sequence of {x.shape[1]} positions; max_len is {self.max_len}")
-        x = x + sinusoidal_positions(self.max_len, self.d_model)[: x.shape[1]]
+        x = x + sinusoidal_positions(x.shape[1], self.d_model)  # max_len is only a bound
         return self.drop(x, deterministic=not train)
 
     def encode(self, source, *, train: bool = False):
@@ -502,6 +502,9 @@ class Seq2Seq(nn.Module):
         if self.attention not in ATTENTIONS:
             raise ZooError(f"attention must be one of {', '.join(ATTENTIONS)}, "
                            f"got {self.attention!r}")  # fmt: skip
+        if not 0 <= self.bos_id < self.target_vocab:  # decoding embeds it as the first token
+            raise ZooError(f"Seq2Seq bos_id must be a target token id in [0, "
+                           f"{self.target_vocab}), got {self.bos_id}")  # fmt: skip
         # an encoder and a decoder LSTM per layer, each with a units×4·units recurrent kernel
         layers.check_stack("Seq2Seq", "num_layers", self.num_layers, 8 * self.units**2)
         self.source_embed = nn.Embed(self.source_vocab, self.embed_dim)
