@@ -204,6 +204,7 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "preact_resnet18", "--set", "depth=20"], "depth must be one of"),
         (["train", "--model", "attention_rnn", "--set", 'cell="gru2"'], "did you mean 'gru'"),
         (["bench", "--model", "resnet18", "--set", "width=0"], "width must be > 0"),
+        (["bench", "--model", "resnet50_keras", "--set", "bn_momentum=2"], "must be in [0, 1]"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

@@ -500,8 +500,9 @@ _KINDS = {
 def check_overrides(name: str, overrides: dict[str, Any]) -> None:
     """Model overrides that would build fine and then fail in training or train garbage are
     a `ZooError`: unknown names, a value of a field annotated `float`, `int`, `bool` or `str`
-    that is not of that kind, a dropout rate outside [0, 1), a width multiplier <= 0. What
-    only building can tell (a negative layer size) is `train.loop.check_build`'s."""
+    that is not of that kind, a dropout rate outside [0, 1), a width multiplier <= 0, a batch
+    norm momentum outside [0, 1]. What only building can tell (a negative layer size, a model
+    over the device's memory) is `train.loop.check_build`'s."""
     get_model(name, **overrides)  # unknown names
     annotations = _annotations(get_card(name))
     for key, value in overrides.items():
@@ -514,6 +515,8 @@ def check_overrides(name: str, overrides: dict[str, Any]) -> None:
             raise ZooError(f"{name} {key} must be in [0, 1), got {value!r}")
         if key == "width" and not value > 0:
             raise ZooError(f"{name} width must be > 0, got {value!r}")
+        if key == "bn_momentum" and not 0 <= value <= 1:  # running averages' decay
+            raise ZooError(f"{name} bn_momentum must be in [0, 1], got {value!r}")
 
 
 def _annotations(card: ZooCard) -> dict[str, str]:
