@@ -193,7 +193,6 @@ def cmd_train(args) -> None:
     if args.resume and not args.run_dir:  # else a new, empty, timestamped directory
         raise ZooError("--resume continues the run in --run-dir: name it")
     cfg = _run_config(args)
-    check_build(cfg)  # bad overrides fail before data loads
     run_dir = args.run_dir or f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = fit(cfg, run_dir, resume=args.resume)
     print(

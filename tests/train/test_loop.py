@@ -173,6 +173,14 @@ def test_data_must_be_the_four_arrays(mnist_flat):
         fit(_cfg(), None, data=mnist_flat[:2])
 
 
+def test_fit_refuses_a_model_over_the_device_memory_before_reading_data(monkeypatch):
+    """XLA aborted the process on a 10**12-parameter kernel; `fit` now refuses it first."""
+    monkeypatch.setattr(zoo_jax.train.loop, "load_data", lambda cfg: pytest.fail("data read"))
+    cfg = RunConfig(model="rnn", optimizer="adam", model_overrides={"units": 10**6})
+    with pytest.raises(ZooError, match=r"needs at least 1\.49e\+04 GiB for its parameters"):
+        fit(cfg, None)
+
+
 def test_an_error_after_a_save_leaves_that_checkpoint_whole(tmp_path, mnist_flat, monkeypatch):
     """A failure while a save is in flight (here: the disk fills just after it starts) waits
     for it before the error propagates, so the run resumes from that step."""

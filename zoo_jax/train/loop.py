@@ -177,8 +177,9 @@ def build_learner(cfg: RunConfig, total_steps: int | None = None):
 def check_build(cfg: RunConfig) -> None:
     """Build the config's learner and trace its `init` abstractly (nothing allocated, no
     data read): model overrides it cannot be built with (a negative layer size, an empty
-    stack) are a `ZooError` naming them, not a traceback from inside Flax. The CLI calls
-    this before it loads data."""
+    stack, a size over the device's memory) are a `ZooError` naming them, not a traceback
+    from inside Flax or an abort in XLA. `fit` calls it before it loads data, and `zoo-jax
+    bench` before it compiles."""
     cfg = cfg.resolved()
     if not cfg.model_overrides:
         return  # the registered configurations build (tests/test_registry.py)
@@ -438,6 +439,7 @@ def fit(
     (default: stderr).
     """
     cfg = config.resolved()
+    check_build(cfg)  # overrides it cannot be built with fail before the data loads
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     progress = sys.stderr.isatty() if progress is None else progress
     x_train, y_train, x_test, y_test = check_data(cfg, data) if data is not None else load_data(cfg)
