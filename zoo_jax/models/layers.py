@@ -565,9 +565,6 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     return activations.get(name)
 
 
-# --- blocks of the convolutional zoo --------------------------------------------------------
-
-
 def memory_bytes() -> int | None:
     """Memory of the default device: its allocator's limit on a GPU or TPU, the host's
     physical memory on the CPU; None where neither is known."""
@@ -591,6 +588,9 @@ def check_stack(model: str, field: str, count: int, params_each: int) -> None:
             f"{model} with {field} = {count} needs at least {need / 2**30:,.3g} GiB for the "
             f"parameters of its layers, more than the device's {memory / 2**30:,.3g} GiB"
         )
+
+
+# --- blocks of the convolutional zoo --------------------------------------------------------
 
 
 def images(x: jax.Array, model: str) -> jax.Array:
