@@ -86,10 +86,10 @@ class RunConfig:
             epochs=pick(self.epochs, card.epochs),
             batch_size=pick(self.batch_size, card.batch_size),
         )
-        cfg.check()
+        cfg._check()
         return cfg
 
-    def check(self) -> None:
+    def _check(self) -> None:  # of the resolved config (`resolved` calls it)
         if self.nan_policy not in NAN_POLICIES:
             raise ZooError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
         for name in ("epochs", "batch_size"):
