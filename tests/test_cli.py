@@ -208,6 +208,7 @@ def test_bench_takes_model_overrides(capsys):
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),
+        (["bench", "--model", "mlp", "--batch-size", "10000000000"], "host ran out of memory"),
         (["train"], "--model"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -228,6 +229,11 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
             jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 9 GiB.\nmore"),
             "the device ran out of memory (RESOURCE_EXHAUSTED: Out of memory allocating 9 GiB.): "
             "lower the batch size or the model's size",
+        ),
+        (
+            MemoryError("Unable to allocate 2.85 TiB for an array with shape (10, 784)"),
+            "the host ran out of memory (Unable to allocate 2.85 TiB for an array with shape "
+            "(10, 784)): lower the batch size or the model's size",
         ),
         (  # the CPU client's words
             jax.errors.JaxRuntimeError(

@@ -1,5 +1,5 @@
 """Errors users can act on. The CLI prints a `ZooError`, an `OSError` from the file system or
-a device's out-of-memory error as one line (`user_message`) and exits 2."""
+the host's or a device's out-of-memory error as one line (`user_message`) and exits 2."""
 
 from __future__ import annotations
 
@@ -58,13 +58,16 @@ class NonFiniteError(ZooError):
 def user_message(err: BaseException) -> str | None:
     """The one line a command prints for an error the user can act on: a `ZooError`, what
     the file system refused (a full disk, no permission, a file where a directory should be)
-    and where, or a device out of memory. None for anything else: a bug, whose traceback
+    and where, or the host or a device out of memory. None for anything else: a bug, whose traceback
     should show."""
     if isinstance(err, ZooError):
         return str(err)
     if isinstance(err, OSError):
         reason = err.strerror or str(err)
         return f"{reason}: {err.filename}" if err.filename else reason
+    if isinstance(err, MemoryError):  # e.g. numpy's, for a batch the host cannot hold
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else "MemoryError"
+        return f"the host ran out of memory ({first}): lower the batch size or the model's size"
     import jax  # here, so that importing the errors stays cheap
 
     # GPUs and TPUs say RESOURCE_EXHAUSTED; the CPU client "INTERNAL: ... Out of memory"
