@@ -24,7 +24,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from zoo_jax.models import layers
 
@@ -225,13 +224,11 @@ class ConvLSTMCell(nn.RNNCellBase):
         kernel = self.param("kernel", glorot, (kh, kw, x.shape[-1], n))
         recurrent = self.param("recurrent_kernel", orthogonal, (kh, kw, self.filters, n))
         bias = self.param("bias", _forget_bias_one(self.filters), (n,))
-        conv = (  # XLA:CPU's convolution is slow on these small shapes: im2col there
-            (lambda a, w: layers.conv2d_im2col(a, w, (1, 1), "SAME"))
-            if layers.use_matmul_lowering()
-            else lambda a, w: lax.conv_general_dilated(
-                a, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-        )
+        # XLA:CPU's convolution is slow on these small shapes: im2col there, up to as many
+        # taps as `layers.cpu_lowering` allows (a huge kernel would trace a slice per tap)
+        im2col = layers.use_matmul_lowering() and kh * kw <= layers.IM2COL_MAX_TAPS
+        way = "im2col" if im2col else "xla"
+        conv = lambda a, w: layers.conv2d(a, w, padding="SAME", implementation=way)
         i, f, g, o = jnp.split(conv(x, kernel) + conv(h, recurrent) + bias, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
