@@ -192,6 +192,7 @@ def test_bench_takes_model_overrides(capsys):
         (["train", "--model", "mlp", "--set", "hidden=[-5]"], "cannot be built with"),
         (["train", "--model", "mlp", "--set", "num_classes=2.5"], "must be an integer"),
         (["train", "--model", "lstm", "--set", "units=2.5"], "cannot be built with"),
+        (["train", "--model", "stacked_lstm", "--set", "units=[]"], "at least one layer"),
         (["train", "--model", "conv_lstm", "--set", "filters=1000000000"], "cannot be built"),
         (["train", "--model", "conv_lstm", "--set", "kernel_size=[100000, 100000]"], "GiB"),
         # 10**12 float32 in the recurrent kernel, four copies with Adam (two moments and a

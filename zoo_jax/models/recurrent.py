@@ -141,6 +141,8 @@ class RecurrentClassifier(nn.Module):
         # broadcast_dims=(1,): the same input mask at every time step, as Keras does.
         x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         sizes = [self.units] if isinstance(self.units, int) else list(self.units)
+        if not sizes:  # the readout would classify every time step
+            raise ZooError(f"{self.cell} classifier units must name at least one layer, got []")
         for depth, units in enumerate(sizes):
             layer = partial(self._layer, units, return_sequences=depth < len(sizes) - 1)
             x = Bidirectional(layer(), layer())(x) if self.bidirectional else layer()(x)
