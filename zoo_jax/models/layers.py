@@ -577,17 +577,24 @@ def memory_bytes() -> int | None:
     return None
 
 
+def check_fits(subject: str, need: int, contents: str) -> None:
+    """A `ZooError` when `need` bytes (of `contents`) exceed the device's memory: the bound is
+    the machine's, not a chosen cap."""
+    memory = memory_bytes()
+    if memory is not None and need > memory:
+        raise ZooError(
+            f"{subject} needs at least {need / 2**30:,.3g} GiB for {contents}, more than the "
+            f"device's {memory / 2**30:,.3g} GiB"
+        )
+
+
 def check_stack(model: str, field: str, count: int, params_each: int) -> None:
     """A stack of `count` layers, each of at least `params_each` float32 parameters, must fit
     in the device's memory. Flax builds one Python object per layer before anything is
     traced, so a depth like 10**9 would hang the build instead of failing it: this fails it
-    first. The bound is the machine's, not a chosen cap."""
-    need, memory = 4 * count * params_each, memory_bytes()
-    if memory is not None and need > memory:
-        raise ZooError(
-            f"{model} with {field} = {count} needs at least {need / 2**30:,.3g} GiB for the "
-            f"parameters of its layers, more than the device's {memory / 2**30:,.3g} GiB"
-        )
+    first."""
+    check_fits(f"{model} with {field} = {count}", 4 * count * params_each,
+               "the parameters of its layers")  # fmt: skip
 
 
 # --- blocks of the convolutional zoo --------------------------------------------------------

@@ -196,13 +196,9 @@ def check_build(cfg: RunConfig) -> None:
     # config over the device's memory is refused here, before XLA compiles (or aborts on)
     # arrays it could never allocate.
     nbytes = lambda tree: sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
-    need, memory = nbytes(state) + nbytes(state.params), layers.memory_bytes()
-    if memory is not None and need > memory:
-        raise ZooError(
-            f"{cfg.model} with {cfg.model_overrides} needs at least {need / 2**30:,.3g} GiB for "
-            f"its parameters, optimizer state and gradients, more than the device's "
-            f"{memory / 2**30:,.3g} GiB"
-        )
+    need = nbytes(state) + nbytes(state.params)
+    subject = f"{cfg.model} with {cfg.model_overrides}"
+    layers.check_fits(subject, need, "its parameters, optimizer state and gradients")
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
