@@ -391,7 +391,9 @@ class Inception(nn.Module):
         b4 = unit(cp, 1)(layers.pool(x, "max", 3, 1, padding=1, ceil_mode=True), train=train)
         # Four branches read the output: the barrier keeps XLA:CPU from recomputing it in
         # each (train step, batch 128: 1.11× faster at width 0.25, 1.20× for the paper's
-        # layout at 0.125; 1.05× at full width, batch 32; same-process A/B).
+        # layout at 0.125; 1.05× at full width, batch 32; same-process A/B). With it and
+        # `overlapping_max_pool`, an MNIST epoch at width 0.25 took 692 s on all 60,000
+        # images, where 30,000 had taken 518 s.
         return layers.cpu_fusion_barrier(jnp.concatenate([b1, b2, b3, b4], axis=-1))
 
 
