@@ -166,6 +166,52 @@ def test_recurrent_layer_masking_state_and_direction_equal_keras():
             np.testing.assert_allclose(c, ref_c, rtol=1e-5, atol=1e-5)
 
 
+def test_lstm_layer_without_a_mask_runs_its_own_loop_with_the_same_value_and_gradient():
+    """Without a mask `Recurrent` hands the LSTM the whole sequence (`linear_recurrence`, whose
+    gradient is its own): outputs equal Keras's LSTM, and the gradient with respect to the
+    parameters, the inputs and the initial state equals autodiff's of the step-by-step scan
+    (the same layer given a mask that keeps every step)."""
+    from zoo_jax.models.recurrent import Recurrent
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(B, T, D)).astype(np.float32)
+    init = tuple(rng.normal(size=(B, U)).astype(np.float32) for _ in range(2))  # (c, h)
+    weights = rng.normal(size=(3, B, T, U)).astype(np.float32)  # cotangents that differ
+    keep_all = np.ones((B, T), bool)
+    for go_backwards in (False, True):
+        layer = Recurrent(cells.LSTMCell(U), return_sequences=True, return_state=True,
+                          go_backwards=go_backwards)  # fmt: skip
+        variables = jax.eval_shape(layer.init, jax.random.PRNGKey(0), x)
+        params = jax.tree.map(
+            lambda a: rng.normal(0, 0.5, a.shape).astype(np.float32), variables["params"]
+        )
+
+        def loss(params, x, init, mask, layer=layer):
+            out, (c, h) = layer.apply({"params": params}, x, mask=mask, initial_state=init)
+            return jnp.sum(out * weights[0]) + jnp.sum(c * weights[1, :, 0]) + jnp.sum(h * h)
+
+        whole = jax.jit(jax.value_and_grad(lambda p, x, i: loss(p, x, i, None), (0, 1, 2)))
+        stepwise = jax.jit(jax.value_and_grad(lambda p, x, i: loss(p, x, i, keep_all), (0, 1, 2)))
+        assert "custom_vjp_call" in str(jax.make_jaxpr(loss)(params, x, init, None))
+        assert "custom_vjp_call" not in str(jax.make_jaxpr(loss)(params, x, init, keep_all))
+        (value, grads), (ref_value, ref_grads) = whole(params, x, init), stepwise(params, x, init)
+        np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+        for ours, ref in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
+            np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+        out, (c, h) = jax.jit(layer.apply)({"params": params}, x, initial_state=init)
+        keras_lstm = keras.layers.LSTM(U, return_sequences=True, return_state=True,
+                                       go_backwards=go_backwards)  # fmt: skip
+        keras_lstm.build((B, T, D))
+        _keras_weights(keras_lstm, params["cell"])
+        ref_out, ref_h, ref_c = keras_lstm(x, initial_state=[init[1], init[0]])
+        for ours, ref in ((out, ref_out), (h, ref_h), (c, ref_c)):
+            np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    # a parametric activation would be created inside the custom gradient: step by step
+    prelu = Recurrent(cells.LSTMCell(U, activation="prelu"))
+    variables = prelu.init(jax.random.PRNGKey(0), x)
+    assert "custom_vjp_call" not in str(jax.make_jaxpr(prelu.apply)(variables, x))
+
+
 def test_bidirectional_stacked_equals_keras():
     from zoo_jax.models.recurrent import Bidirectional, Recurrent
 

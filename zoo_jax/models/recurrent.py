@@ -42,7 +42,10 @@ class Recurrent(nn.Module):
     and outputs the previous output, or zeros with `zero_output_for_mask`), the whole sequence
     or the last output (`return_sequences`), the final carry too (`return_state`) and
     `go_backwards` (outputs in the reversed order, as Keras returns them). The loop is one
-    `lax.scan` (`nn.scan`), parameters shared across steps. Stacking is a sequence of these;
+    `lax.scan` (`nn.scan`), parameters shared across steps. Without a mask or constants, a
+    cell with `runs_sequences` (the LSTM) is given the whole sequence and runs that scan
+    itself, with a gradient that is cheaper to compute (`cells.linear_recurrence`); the
+    parameters and the function are the same. Stacking is a sequence of these;
     `bidirectional` wraps two.
     """
 
@@ -66,14 +69,17 @@ class Recurrent(nn.Module):
         carry = initial_state
         if carry is None:
             carry = self.cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)
-        scan = nn.scan(
-            _step,
-            variable_broadcast="params",
-            split_rngs={"params": False, "dropout": True},
-            in_axes=(1, nn.broadcast, nn.broadcast),
-            out_axes=1,
-        )
-        carry, ys = scan(self.cell, carry, (x, keep), constants, self.zero_output_for_mask)
+        if keep is None and constants is None and getattr(self.cell, "runs_sequences", False):
+            carry, ys = self.cell(carry, x, sequence=True)  # its own loop and gradient
+        else:
+            scan = nn.scan(
+                _step,
+                variable_broadcast="params",
+                split_rngs={"params": False, "dropout": True},
+                in_axes=(1, nn.broadcast, nn.broadcast),
+                out_axes=1,
+            )
+            carry, ys = scan(self.cell, carry, (x, keep), constants, self.zero_output_for_mask)
         out = ys if self.return_sequences else ys[:, -1]
         return (out, carry) if self.return_state else out
 
