@@ -16,15 +16,18 @@ from zoo_jax.models import layers
 from zoo_jax.train.steps import compile_steps, train_step
 
 
-def _setup(dropout=0.0, batch_size=16):
-    model = zoo_jax.get_model("cnn", features=(4, 4, 4), dropout=dropout)
+def _setup(dropout=0.0, batch_size=16, model="cnn"):
+    if model == "cnn":
+        model, shape = zoo_jax.get_model("cnn", features=(4, 4, 4), dropout=dropout), (28, 28, 1)
+    else:  # an LSTM: its own scan and gradient (cells.linear_recurrence)
+        model, shape = zoo_jax.get_model(model, units=8, dropout=dropout), (28, 28)
     learner = gradient_learner(
         model, loss="sparse_categorical_crossentropy", optimizer=optim.make("adam"), l2=1e-3
     )
     rng = np.random.default_rng(0)
     batches = [
         {
-            "inputs": rng.random((batch_size, 28, 28, 1), dtype=np.float32),
+            "inputs": rng.random((batch_size, *shape), dtype=np.float32),
             "labels": rng.integers(0, 10, batch_size).astype(np.int32),
         }
         for _ in range(3)
@@ -42,9 +45,10 @@ def _run(learner, state, batches, parallel, devices, max_traces=None):
     return steps.get_state(s), jax.device_get(metrics), steps
 
 
+@pytest.mark.parametrize("model", ["cnn", "lstm"])
 @pytest.mark.parametrize("parallel", ["pmap", "sharded"])
-def test_data_parallel_equals_single_device(parallel):
-    learner, state, batches = _setup()
+def test_data_parallel_equals_single_device(parallel, model):
+    learner, state, batches = _setup(model=model)
     single, m1, _ = _run(learner, state, batches, "none", 1)
     multi, m4, steps = _run(learner, state, batches, parallel, 4)
     assert steps.num_devices == 4
