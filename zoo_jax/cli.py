@@ -249,11 +249,13 @@ def prepare_bench(
     state, metrics = compiled.train(state, batch)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t
-    # XLA's count for the model's programs (a multiply-add is 2 FLOPs), traced again with
-    # XLA's own convolutions: the CPU's block-diagonal lowering of grouped convolutions
-    # multiplies zeros too, which is the lowering's cost, not the model's. The lowered HLO
-    # gives it without a compile. The eval step is the forward pass plus the loss.
-    with layers.native_convolutions():
+    # XLA's count for the model's programs (a multiply-add is 2 FLOPs), traced again in
+    # `layers.plain_lowering`: the CPU's block-diagonal lowering of grouped convolutions
+    # multiplies zeros too, which is the lowering's cost, not the model's, and a scan's body
+    # counts once (the LSTM's own gradient would count its products after the loop in full).
+    # The lowered HLO gives it without a compile. The eval step is the forward pass plus the
+    # loss.
+    with layers.plain_lowering():
         counted = compile_steps(learner, "none", 1)
         train_flops = _flops(counted.train, state, batch)
         forward_flops = _flops(counted.evaluate, state, batch | {"weight": np.ones(batch_size)})

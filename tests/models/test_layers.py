@@ -101,7 +101,7 @@ def test_conv_transpose_on_cpu_has_no_dilated_kernel_in_its_gradient():
     hlo = lambda f: jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1))).lower(x, w)
     assert "rhs_dilate" in hlo(ref).compile().as_text()
     assert "rhs_dilate" not in hlo(ours).compile().as_text()
-    with layers.native_convolutions():  # how `zoo-jax bench` counts FLOPs: JAX's own gradient
+    with layers.plain_lowering():  # how `zoo-jax bench` counts FLOPs: JAX's own gradient
         assert "rhs_dilate" in hlo(lambda x, w: ours(x, w)).compile().as_text()
     tangents = (normal(rng, x.shape), normal(rng, w.shape))
     np.testing.assert_allclose(
@@ -209,15 +209,15 @@ def test_block_diagonal_equals_xla_grouped_convolution(groups, cin, cout, stride
     assert int(np.sum(np.asarray(dense) != 0)) == w.size  # every weight once, zeros elsewhere
 
 
-def test_native_convolutions_count_a_grouped_convolutions_own_flops():
-    """XLA counts the block-diagonal lowering's zeros; traced under `native_convolutions`
+def test_plain_lowering_counts_a_grouped_convolutions_own_flops():
+    """XLA counts the block-diagonal lowering's zeros; traced under `plain_lowering`
     (as `zoo-jax bench` counts a model's FLOPs), the count is the grouped convolution's.
     Each count traces a new function: a cached trace would keep its lowering."""
     x, w = jnp.ones((2, 8, 8, 32)), jnp.ones((3, 3, 1, 32))
     conv = lambda x, w: layers.conv2d(x, w, padding="VALID", groups=32)
     flops = lambda: jax.jit(lambda x, w: conv(x, w)).lower(x, w).cost_analysis()["flops"]
     grouped = 2 * 2 * 6 * 6 * 9 * 1 * 32  # batch · positions · taps · inputs per group · outputs
-    with layers.native_convolutions():
+    with layers.plain_lowering():
         assert flops() == grouped
     if jax.default_backend() == "cpu":
         assert flops() == pytest.approx(32 * grouped, rel=0.01)  # + the mask's products

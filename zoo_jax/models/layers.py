@@ -29,7 +29,7 @@ options (one process, medians of seven): 28×28×32 198 → 32 ms, 14×14×64 12
 batch 128: 28×28×16 7.2×, 7×7×91 2.9× faster. Whole train steps (Adam, batch 128):
 ResNeXt-50 (width 0.25) 2.47 → 1.85 s, ResNeXt-101 (0.125) 4.29 → 2.52 s, Xception (0.125)
 0.40 → 0.29–0.36 s. `zoo-jax bench` counts FLOPs with XLA's own convolutions
-(`native_convolutions`), so the zeros are not counted as the model's work.
+(`plain_lowering`), so the zeros are not counted as the model's work.
 A model jitted outside the engine gets XLA's defaults unless it passes the same options
 (`jax.jit(f, compiler_options=layers.compiler_options())`): there XLA's convolution is
 YNNPACK's, 1–2× slower than im2col. `max_pool` over non-overlapping windows is a reshape
@@ -213,19 +213,28 @@ def block_diagonal(kernel: jax.Array, groups: int) -> jax.Array:
     return jnp.tile(kernel, (1, 1, groups, 1)) * mask.astype(kernel.dtype)
 
 
-_NATIVE_CONVOLUTIONS = contextvars.ContextVar("native_convolutions", default=False)
+_PLAIN_LOWERING = contextvars.ContextVar("plain_lowering", default=False)
 
 
 @contextlib.contextmanager
-def native_convolutions() -> Iterator[None]:
-    """Functions traced inside lower every "auto" convolution to XLA's own, on any backend:
-    for counting a model's FLOPs, which the block-diagonal lowering inflates (XLA counts
-    the zeros between the groups). Trace fresh functions: a cached trace keeps its lowering."""
-    token = _NATIVE_CONVOLUTIONS.set(True)
+def plain_lowering() -> Iterator[None]:
+    """Functions traced inside take JAX's and XLA's plain forms of what this package lowers
+    its own way, on any backend: XLA's convolution for every "auto" one, JAX's gradient of a
+    transposed convolution, the LSTM's step-by-step scan (`cells.linear_recurrence`'s
+    gradient is otherwise its own). For counting a model's FLOPs: XLA counts the zeros
+    between the block-diagonal lowering's groups and in a dilated input as work, and a
+    scan's body once but `linear_recurrence`'s products after its loop over every step.
+    Trace fresh functions: a cached trace keeps its lowering."""
+    token = _PLAIN_LOWERING.set(True)
     try:
         yield
     finally:
-        _NATIVE_CONVOLUTIONS.reset(token)
+        _PLAIN_LOWERING.reset(token)
+
+
+def lowering_is_plain() -> bool:
+    """Whether the current trace is inside `plain_lowering`."""
+    return _PLAIN_LOWERING.get()
 
 
 def conv2d(
@@ -246,7 +255,7 @@ def conv2d(
             f"{x.shape[1]}×{x.shape[2]} feature map: the input is too small for this model"
         )
     if implementation == "auto":
-        cpu = use_matmul_lowering() and not _NATIVE_CONVOLUTIONS.get()
+        cpu = use_matmul_lowering() and not lowering_is_plain()
         implementation = cpu_lowering(x.shape, kernel.shape[:2], groups) if cpu else "xla"
     if implementation == "im2col":
         return conv2d_im2col(x, kernel, tuple(strides), padding, groups)
@@ -312,13 +321,13 @@ def conv_transpose(
     works. Forward + backward, 3×3 stride 2, batch 128, with the engine's options, medians of
     seven: 7×7×32 → 14×14×32 50 → 25 ms, 14×14×32 → 28×28×16 112 → 53 ms (in another run,
     the padded form for both gradients: 55 → 30 and 143 → 79 ms). Other backends, and
-    `native_convolutions` (which counts FLOPs without the zeros of the dilated input),
+    `plain_lowering` (which counts FLOPs without the zeros of the dilated input),
     differentiate `lax.conv_transpose`.
     """
     strides = tuple(strides)
     if padding not in ("SAME", "VALID"):
         raise ZooError(f"conv_transpose padding must be SAME or VALID, got {padding!r}")
-    if use_matmul_lowering() and not _NATIVE_CONVOLUTIONS.get():  # FLOPs: count the model's
+    if use_matmul_lowering() and not lowering_is_plain():  # FLOPs: count the model's
         return _cpu_conv_transpose(x, kernel, strides, padding)
     return _xla_conv_transpose(x, kernel, strides, padding)
 

@@ -69,7 +69,8 @@ class Recurrent(nn.Module):
         carry = initial_state
         if carry is None:
             carry = self.cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)
-        if keep is None and constants is None and getattr(self.cell, "runs_sequences", False):
+        own_loop = getattr(self.cell, "runs_sequences", False) and not layers.lowering_is_plain()
+        if keep is None and constants is None and own_loop:
             carry, ys = self.cell(carry, x, sequence=True)  # its own loop and gradient
         else:
             scan = nn.scan(
