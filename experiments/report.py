@@ -6,6 +6,7 @@ python -m experiments.report
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 from experiments import common
@@ -257,6 +258,11 @@ def _optimizer_table(rows: list[dict]) -> list[str]:
     return [*out, ""]
 
 
+def _per_run(runs: list[dict], describe) -> str:
+    """One value when the runs agree on it, else each run's in order, joined by " / "."""
+    return " / ".join(dict.fromkeys(describe(r) for r in runs))
+
+
 def _conv_zoo_table(rows: list[dict]) -> list[str]:
     from experiments import conv_zoo
 
@@ -296,17 +302,29 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
             if acc < need:
                 verdicts.append(f"{ds} missed by {100 * (need - acc):.2f}")
         bench = by_ds.get("fashion-mnist", {}).get("reference", {}).get("fashion_benchmark", "")
-        cfg = any_row["config"]
-        lr = f"{cfg['learning_rate'] or 1e-3:g}" + (", cosine" if cfg.get("schedule") else "")
-        wall = sum(r["wall_s"] for r in by_ds.values())
-        epochs = f"{cfg['epochs']}" + (
-            f" on {cfg['train_limit']:,} images" if cfg.get("train_limit") else ""
+        per_run = partial(_per_run, [by_ds[ds] for ds in conv_zoo.DATASETS if ds in by_ds])
+        lr = per_run(
+            lambda r: (
+                f"{r['config']['learning_rate'] or 1e-3:g}"
+                + (", cosine" if r["config"].get("schedule") else "")
+            )
         )
+        epochs = per_run(
+            lambda r: (
+                f"{r['config']['epochs']}"
+                + (
+                    f" on {r['config']['train_limit']:,} images"
+                    if r["config"].get("train_limit")
+                    else ""
+                )
+            )
+        )
+        wall = sum(r["wall_s"] for r in by_ds.values())
         out.append(
-            f"| {model}{f' + {augment}' if augment else ''} | {width:g} | {cfg['params']:,} | "
-            f"{epochs} | {lr} | "
+            f"| {model}{f' + {augment}' if augment else ''} | {width:g} | "
+            f"{any_row['config']['params']:,} | {epochs} | {lr} | "
             f"{accs[0]} | {accs[1]} | {bench} | {'; '.join(verdicts) or 'met'} | "
-            f"{wall:.0f} | {any_row['device']} |"
+            f"{wall:.0f} | {per_run(lambda r: r['device'])} |"
         )
     reduced = [r for r in rows if r["config"].get("train_limit") or r["device"].startswith("cpu")]
     augmented = [r for r in rows if r["config"].get("augment")]
@@ -325,7 +343,8 @@ def _conv_zoo_table(rows: list[dict]) -> list[str]:
             "",
             "Rows on the CPU: this project's 2-core machine, where a run must stay within about",
             "15 minutes (issue #4), so the width is reduced and the run short; their accuracy",
-            "says what that budget buys, not what the architecture reaches. The rows whose",
+            "says what that budget buys, not what the architecture reaches (a width-1 CPU row",
+            "took longer: its wall time says how long). The rows whose",
             "device is a GPU ran at full width on one lent for some sessions (30 device-minutes",
             "each); the deep networks there trained 3 epochs, not the card's 10, to fit it.",
             "The CPU rows' notes:",
