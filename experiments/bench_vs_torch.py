@@ -1,12 +1,14 @@
 """Train-step throughput: zoo_jax (`zoo-jax bench`) vs PyTorch eager on CPU.
 
 Same model, same optimizer, same batch, measured in the same run: each framework in its own
-worker process (compiled and warmed up once), the two timed in alternating rounds, so load
-from other processes falls on both alike; the ratio of median step times is what we report,
-never absolute times.
+worker process (compiled and warmed up once), the workers timed in alternating rounds, so
+load from other processes falls on all alike; the ratio of median step times is what we
+report, never absolute times.
 
 - The seed models (issue #2): MLP and CNN with Adam, the SimpleRNN with SGD, on 128 random
-  MNIST-shaped examples; targets are minimum ratios.
+  MNIST-shaped examples; targets are minimum ratios. A third worker runs each as a plain
+  Flax step, written as the Flax examples write one (`flax_step`): what `jax.jit` of the
+  same network gives without zoo_jax's engine and layers.
 - The sequence models (issue #5), in target tokens per second: `char_rnn` (embedding 64,
   LSTM 256, readout; 32 windows of 128 characters; Adam; vs `nn.LSTM`) and `transformer`
   (encoder–decoder, d_model 64, 4 heads, 2 + 2 layers, d_ff 256, label smoothing 0.1; 64
@@ -21,6 +23,7 @@ Writes `experiments/results/bench/bench_vs_torch.json` (the seed models) and
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -36,6 +39,7 @@ from zoo_jax.errors import ArgumentParser, UnknownNameError, ZooError
 
 TARGETS = {"mlp": 2.5, "rnn": 1.8, "cnn": 1.0}  # issue #2: minimum zoo_jax / torch ratios
 SEQUENCE = {"char_rnn": 32, "transformer": 64}  # batch size of each (examples per step)
+FRAMEWORKS = ("jax", "torch", "flax")  # worker kinds; flax: the seed models only
 SETTLE = 3  # steps of each turn not counted (see `compare`)
 
 
@@ -159,6 +163,83 @@ def torch_model(name: str):
     return net, torch.optim.SGD(net.parameters(), 0.01), (28, 28)
 
 
+def flax_step(name: str, batch_size: int):
+    """A seed model as a plain Flax train step, the way the Flax examples write one:
+    `flax.linen` layers (`Dense`, `Conv`, `max_pool`, `Dropout`, `RNN(SimpleCell)`), a
+    `train_state.TrainState` with optax's Adam or SGD, softmax cross-entropy, and
+    `jax.jit` of the whole step with the state donated. None of zoo_jax's engine, layers or
+    compiler options. The same networks as `torch_model` (the MLP: 784-256-256-10 with
+    dropout 0.45; the CNN: three 3×3 / 64 convolutions, two 2×2 pools, dropout 0.2; the
+    SimpleRNN: 256 units, one input-dropout mask of 0.2 for every step) and the same
+    optimizers (Adam 1e-3 with ε = 1e-7, SGD 0.01). Returns the parameter count,
+    `time_steps(n)` (as `cli.prepare_bench`'s) and `last_loss()`, the loss of the last step."""
+    import flax.linen as nn
+    import jax
+    import numpy as np
+    import optax
+    from flax.training import train_state
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x, train):
+            x = x.reshape(len(x), -1)
+            for _ in range(2):
+                x = nn.Dropout(0.45, deterministic=not train)(nn.relu(nn.Dense(256)(x)))
+            return nn.Dense(10)(x)
+
+    class CNN(nn.Module):
+        @nn.compact
+        def __call__(self, x, train):
+            for i in range(3):
+                x = nn.relu(nn.Conv(64, (3, 3), padding="VALID")(x))
+                x = nn.max_pool(x, (2, 2), (2, 2)) if i < 2 else x
+            return nn.Dense(10)(nn.Dropout(0.2, deterministic=not train)(x.reshape(len(x), -1)))
+
+    class RNN(nn.Module):
+        @nn.compact
+        def __call__(self, x, train):
+            x = nn.Dropout(0.2, broadcast_dims=(1,), deterministic=not train)(x)
+            return nn.Dense(10)(nn.RNN(nn.SimpleCell(256))(x)[:, -1])
+
+    adam = optax.adam(1e-3, eps=1e-7)
+    model, shape, tx = {
+        "mlp": (MLP(), (784,), adam),
+        "cnn": (CNN(), (28, 28, 1), adam),
+        "rnn": (RNN(), (28, 28), optax.sgd(0.01)),
+    }[name]
+    rng = np.random.default_rng(0)
+    x = rng.random((batch_size, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, batch_size).astype(np.int32)
+    params = jax.jit(lambda key: model.init(key, x, False))(jax.random.PRNGKey(0))["params"]
+    state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def train_step(state, x, y, key):
+        key = jax.random.fold_in(key, state.step)
+
+        def loss_fn(params):
+            logits = model.apply({"params": params}, x, True, rngs={"dropout": key})
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return state.apply_gradients(grads=grads), loss
+
+    carried = {"state": state, "loss": None}
+    args = (jax.device_put(x), jax.device_put(y), jax.random.PRNGKey(1))
+
+    def time_steps(n: int) -> list[float]:
+        state, times = carried["state"], []
+        for _ in range(n):
+            t = time.perf_counter()
+            state, loss = train_step(state, *args)
+            jax.block_until_ready(loss)
+            times.append(time.perf_counter() - t)
+        carried["state"], carried["loss"] = state, loss
+        return times
+
+    return sum(p.size for p in jax.tree.leaves(params)), time_steps, lambda: float(carried["loss"])
+
+
 def time_torch(name: str, batch_size: int, steps: int, state: dict) -> list[float]:
     import torch
 
@@ -204,6 +285,12 @@ def worker(framework: str, name: str, batch_size: int) -> None:
 
         info, time_steps = cli.prepare_bench(name, batch_size)
         info.pop("traces")
+    elif framework == "flax":
+        import flax
+
+        params, time_steps, _ = flax_step(name, batch_size)
+        time_steps(3)  # compile and warm up
+        info = {"params": params, "version": flax.__version__}
     else:
         info, time_steps = prepare_torch(name, batch_size)
     print(json.dumps(info), flush=True)
@@ -238,41 +325,59 @@ class Worker:
 
 
 def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
-    """Median step times of zoo_jax and PyTorch, timed in alternating rounds, as a result row.
+    """Median step times of zoo_jax and PyTorch (and of the plain Flax step, for a seed
+    model), timed in alternating rounds, as a result row.
 
-    Each framework runs in its own worker process, compiled and warmed up once, and the two
-    take turns of about `turn_s` seconds each (at least 15 steps; who goes first
-    alternates), so a slow spell of the shared machine falls on both alike. The first
-    `SETTLE` steps of each turn are not counted: after the other's turn, threads and caches
+    Each framework runs in its own worker process, compiled and warmed up once, and the
+    workers take turns of about `turn_s` seconds each (at least 15 steps; the order reverses
+    every round), so a slow spell of the shared machine falls on all alike. The first
+    `SETTLE` steps of each turn are not counted: after another's turn, threads and caches
     wake up cold (2-3x slower steps in a trial). In one process, instead, the two runtimes'
     thread pools competed and slowed both steps by 1.3-1.6x.
     """
-    ours, theirs = Worker("jax", name, batch_size), Worker("torch", name, batch_size)
+    kinds = FRAMEWORKS if name in TARGETS else FRAMEWORKS[:2]
+    workers = {kind: Worker(kind, name, batch_size) for kind in kinds}
     steps = {
-        w: max(15, math.ceil(turn_s / statistics.median(w.time_steps(5)))) for w in (ours, theirs)
+        kind: max(15, math.ceil(turn_s / statistics.median(w.time_steps(5))))
+        for kind, w in workers.items()
     }
-    jax_times, torch_times, by_round = [], [], []
+    times = {kind: [] for kind in workers}
+    by_round = {kind: [] for kind in workers}  # torch's median / this worker's, per round
     for r in range(rounds):
         turns = {}
-        for worker_, times in ((ours, jax_times), (theirs, torch_times))[:: 1 if r % 2 else -1]:
+        for kind in list(workers)[:: 1 if r % 2 else -1]:
             time.sleep(0.2)
-            turns[worker_] = worker_.time_steps(steps[worker_])[SETTLE:]
-            times += turns[worker_]
-        by_round.append(statistics.median(turns[theirs]) / statistics.median(turns[ours]))
-    for done in (ours, theirs):
+            turns[kind] = workers[kind].time_steps(steps[kind])[SETTLE:]
+            times[kind] += turns[kind]
+        torch_median = statistics.median(turns["torch"])
+        for kind in workers:
+            by_round[kind].append(torch_median / statistics.median(turns[kind]))
+    for done in workers.values():
         done.close()
-    result, torch_info = ours.info, theirs.info
-    jax_s, torch_s = statistics.median(jax_times), statistics.median(torch_times)
+    result, torch_info = workers["jax"].info, workers["torch"].info
+    median_s = {kind: statistics.median(t) for kind, t in times.items()}
+    jax_s, torch_s = median_s["jax"], median_s["torch"]
     metrics = {
         "zoo_jax_step_ms": round(jax_s * 1e3, 2),
         "torch_step_ms": round(torch_s * 1e3, 2),
         "zoo_jax_images_per_s": round(batch_size / jax_s, 1),
         "torch_images_per_s": round(batch_size / torch_s, 1),
         "ratio": round(torch_s / jax_s, 3),
-        "ratio_by_round": [round(x, 3) for x in by_round],
+        "ratio_by_round": [round(x, 3) for x in by_round["jax"]],
         "compile_s": result["compile_s"],
         "train_flops_per_step": result["train_flops"],
     }
+    peer = ""
+    if "flax" in workers:  # the plain Flax step of the same network: torch / flax, flax / ours
+        flax_s = median_s["flax"]
+        metrics |= {
+            "flax_step_ms": round(flax_s * 1e3, 2),
+            "flax_images_per_s": round(batch_size / flax_s, 1),
+            "flax_ratio": round(torch_s / flax_s, 3),
+            "flax_ratio_by_round": [round(x, 3) for x in by_round["flax"]],
+            "zoo_jax_vs_flax": round(flax_s / jax_s, 3),
+        }
+        peer = f", plain flax {flax_s * 1e3:.2f} ms (ratio {metrics['flax_ratio']:.2f})"
     if name in SEQUENCE:
         tokens = result["target_tokens"]
         metrics |= {
@@ -280,8 +385,9 @@ def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
             "zoo_jax_tokens_per_s": round(tokens / jax_s, 1),
             "torch_tokens_per_s": round(tokens / torch_s, 1),
         }
+    rounds_ = by_round["jax"]
     print(f"{name}: zoo_jax {jax_s * 1e3:.2f} ms, torch {torch_s * 1e3:.2f} ms, ratio "
-          f"{metrics['ratio']:.2f} (rounds {min(by_round):.2f}-{max(by_round):.2f})", flush=True)  # fmt: skip
+          f"{metrics['ratio']:.2f} (rounds {min(rounds_):.2f}-{max(rounds_):.2f}){peer}", flush=True)  # fmt: skip
     return {
         "experiment": "bench_vs_torch",
         "row": name,
@@ -291,10 +397,11 @@ def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
             "batch_size": batch_size,
             "optimizer": result["optimizer"],
             "rounds": rounds,
-            "steps_per_turn": {"zoo_jax": steps[ours], "torch": steps[theirs]},
+            "steps_per_turn": {{"jax": "zoo_jax"}.get(k, k): n for k, n in steps.items()},
             "settle_steps": SETTLE,
             "params": result["params"],
             "torch_params": torch_info["params"],
+            **({"flax_params": workers["flax"].info["params"]} if "flax" in workers else {}),
         },
         "metrics": metrics,
         "reference": {
@@ -316,7 +423,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=128, help="of the seed models")
     parser.add_argument("--models", default=",".join([*TARGETS, *SEQUENCE]))
     parser.add_argument("--out", default=None, help="directory (default: results/bench)")
-    parser.add_argument("--worker", choices=("jax", "torch"), help="serve one model (internal)")
+    parser.add_argument("--worker", choices=FRAMEWORKS, help="serve one model (internal)")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.models, args.batch_size)

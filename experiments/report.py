@@ -36,29 +36,35 @@ def _bench_table(rows: list[dict]) -> list[str]:
     out = [
         "Train-step throughput at the same batch, zoo_jax `jax.jit` (`zoo-jax bench`) vs PyTorch",
         "eager, each in its own process, timed in alternating rounds; the ratio is of the median",
-        "step times, with the range of the per-round ratios beside it",
+        "step times (torch / zoo_jax), with the range of the per-round ratios beside it. The",
+        "plain Flax columns time the same network as a plain Flax step (linen layers, optax,",
+        "`jax.jit`, as the Flax examples write one) in the same rounds",
         "(`python -m experiments.bench_vs_torch`).",
         "",
         "| model | optimizer | batch | zoo_jax ms/step | torch ms/step | zoo_jax img/s | "
-        "torch img/s | ratio | rounds | target | device |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "torch img/s | ratio | rounds | plain Flax ms/step | plain Flax ratio | target | device |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for r in rows:
         m = r["metrics"]
         if r["reference"].get("target_ratio") is None:
             continue  # the sequence models: `_sequence_bench_table`
         met = "met" if m["ratio"] >= r["reference"]["target_ratio"] else "**missed**"
+        flax = ("–", "–")  # rows measured before the plain Flax worker existed
+        if "flax_step_ms" in m:
+            spread = _spread(m, "flax_ratio_by_round")
+            flax = (m["flax_step_ms"], f"{m['flax_ratio']:.2f}× ({spread})")
         out.append(
             f"| {r['model']} | {r['config']['optimizer']} | {r['config']['batch_size']} | "
             f"{m['zoo_jax_step_ms']} | {m['torch_step_ms']} | {m['zoo_jax_images_per_s']:,.0f} | "
             f"{m['torch_images_per_s']:,.0f} | **{m['ratio']:.2f}×** | {_spread(m)} | "
-            f"≥ {r['reference']['target_ratio']}× ({met}) | {r['device']} |"
+            f"{flax[0]} | {flax[1]} | ≥ {r['reference']['target_ratio']}× ({met}) | {r['device']} |"
         )
     return [*out, ""]
 
 
-def _spread(metrics: dict) -> str:
-    rounds = metrics.get("ratio_by_round")
+def _spread(metrics: dict, key: str = "ratio_by_round") -> str:
+    rounds = metrics.get(key)
     return f"{min(rounds):.2f}–{max(rounds):.2f}×" if rounds else ""
 
 

@@ -166,17 +166,36 @@ def test_seed_spread_quick_trains_the_same_network_in_both_frameworks(tmp_path, 
     assert "| keras | 1 |" in report.render(list(rows.values()))
 
 
-def test_bench_vs_torch_times_both_workers_in_turns():
+def test_bench_vs_torch_times_the_workers_in_turns():
     from experiments import bench_vs_torch
 
     row = bench_vs_torch.compare("mlp", 32, rounds=2, turn_s=0.01)
     cfg, m = row["config"], row["metrics"]
-    assert cfg["params"] == cfg["torch_params"] == 269_322  # the same network on both sides
-    assert cfg["steps_per_turn"] == {"zoo_jax": 15, "torch": 15}  # the floor of a short turn
-    assert len(m["ratio_by_round"]) == 2 and m["zoo_jax_step_ms"] > 0 and m["torch_step_ms"] > 0
-    # the ratio is of the medians (the step times are rounded to 0.01 ms)
+    # the same network in all three workers: zoo_jax, PyTorch and the plain Flax step
+    assert cfg["params"] == cfg["torch_params"] == cfg["flax_params"] == 269_322
+    assert cfg["steps_per_turn"] == {"zoo_jax": 15, "torch": 15, "flax": 15}  # a short turn's floor
+    assert len(m["ratio_by_round"]) == len(m["flax_ratio_by_round"]) == 2
+    assert m["zoo_jax_step_ms"] > 0 and m["torch_step_ms"] > 0 and m["flax_step_ms"] > 0
+    # the ratios are of the medians (the step times are rounded to 0.01 ms)
     assert abs(m["ratio"] - m["torch_step_ms"] / m["zoo_jax_step_ms"]) < 0.02 * m["ratio"]
+    assert abs(m["flax_ratio"] - m["torch_step_ms"] / m["flax_step_ms"]) < 0.02 * m["flax_ratio"]
+    assert abs(m["zoo_jax_vs_flax"] - m["ratio"] / m["flax_ratio"]) < 0.01 * m["zoo_jax_vs_flax"]
     assert row["reference"]["target_ratio"] == 2.5 and "own process" in row["reference"]["source"]
+    table = "\n".join(report._bench_table([row]))
+    assert f"| {m['flax_step_ms']} | {m['flax_ratio']:.2f}× (" in table
+
+
+def test_plain_flax_step_learns_each_seed_model():
+    """The Flax peer trains the network it claims to: its loss falls on a fixed batch."""
+    from experiments import bench_vs_torch
+
+    for name, params in (("mlp", 269_322), ("cnn", 80_266), ("rnn", 75_530)):
+        count, time_steps, last_loss = bench_vs_torch.flax_step(name, 16)
+        assert count == params
+        assert len(time_steps(1)) == 1
+        first = last_loss()
+        time_steps(10 if name == "rnn" else 5)  # the same batch again: it is learned
+        assert last_loss() < first, (name, first, last_loss())
 
 
 def test_conv_zoo_quick_with_augmentation(tmp_path, monkeypatch):
