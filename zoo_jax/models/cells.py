@@ -82,10 +82,11 @@ def _recurrence_forward(gates, carry, xs, kernel, recurrent, bias):
 def _recurrence_backward(gates, residuals, cotangents):
     xs, zs, carries, kernel, recurrent = residuals
     d_last, d_ys = cotangents
-    # Uᵀ copied once, so that each step's product is a plain one, not one against a
-    # transposed operand: `char_rnn`'s train step 118 -> 112 ms on the 2-core CPU (one process,
-    # alternating turns, 16 rounds: 1.04-1.06x by run, quartiles 1.00-1.13x); sequential MNIST
-    # (`lstm`, 28 steps) 1.02x, within the rounds' spread.
+    # Uᵀ copied once (the barrier keeps XLA from folding the transpose back into the
+    # product), so each step multiplies by a plain operand, not a transposed one: `char_rnn`'s
+    # train step 118 -> 112 ms on the 2-core CPU (one process, alternating turns, 16 rounds:
+    # 1.04-1.06x by run, quartiles 1.00-1.13x); sequential MNIST (`lstm`) 1.02x, within the
+    # rounds' spread.
     recurrent_t = lax.optimization_barrier(recurrent.T)
 
     def step(d_carry, inputs):
