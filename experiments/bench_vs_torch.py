@@ -285,12 +285,10 @@ def worker(framework: str, name: str, batch_size: int) -> None:
 
         info, time_steps = cli.prepare_bench(name, batch_size)
         info.pop("traces")
-    elif framework == "flax":
-        import flax
-
+    elif framework == "flax":  # its version is in the row's `versions` already
         params, time_steps, _ = flax_step(name, batch_size)
         time_steps(3)  # compile and warm up
-        info = {"params": params, "version": flax.__version__}
+        info = {"params": params}
     else:
         info, time_steps = prepare_torch(name, batch_size)
     print(json.dumps(info), flush=True)
