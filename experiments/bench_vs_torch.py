@@ -172,7 +172,7 @@ def flax_step(name: str, batch_size: int):
     dropout 0.45; the CNN: three 3×3 / 64 convolutions, two 2×2 pools, dropout 0.2; the
     SimpleRNN: 256 units, one input-dropout mask of 0.2 for every step) and the same
     optimizers (Adam 1e-3 with ε = 1e-7, SGD 0.01). Returns the parameter count,
-    `time_steps(n)` (as `cli.prepare_bench`'s) and `last_loss()`, the loss of the last step."""
+    `time_steps(n)` (as `bench.prepare_bench`'s) and `last_loss()`, the loss of the last step."""
     import flax.linen as nn
     import jax
     import numpy as np
@@ -263,7 +263,7 @@ def time_torch(name: str, batch_size: int, steps: int, state: dict) -> list[floa
 
 
 def prepare_torch(name: str, batch_size: int) -> tuple[dict, Callable[[int], list[float]]]:
-    """The PyTorch twin of `zoo_jax.cli.prepare_bench`: facts, and `time_steps(n)`."""
+    """The PyTorch twin of `zoo_jax.bench.prepare_bench`: facts, and `time_steps(n)`."""
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -281,9 +281,9 @@ def worker(framework: str, name: str, batch_size: int) -> None:
     """Serve timing requests on stdin: print the facts as one JSON line, then for each line
     `n` run n train steps and print their seconds as a JSON list. Idle between requests."""
     if framework == "jax":
-        from zoo_jax import cli
+        from zoo_jax import bench
 
-        info, time_steps = cli.prepare_bench(name, batch_size)
+        info, time_steps = bench.prepare_bench(name, batch_size)
         info.pop("traces")
     elif framework == "flax":  # its version is in the row's `versions` already
         params, time_steps, _ = flax_step(name, batch_size)
@@ -442,6 +442,83 @@ def main(argv=None) -> int:
         if rows:
             common.write_rows(out / file, rows)
     return 0
+
+
+def _spread(metrics: dict, key: str = "ratio_by_round") -> str:
+    rounds = metrics.get(key)
+    return f"{min(rounds):.2f}–{max(rounds):.2f}×" if rounds else ""
+
+
+def bench_table(rows: list[dict]) -> list[str]:
+    out = [
+        "Train-step throughput at the same batch, zoo_jax `jax.jit` (`zoo-jax bench`) vs PyTorch",
+        "eager, each in its own process, timed in alternating rounds; the ratio is of the median",
+        "step times (torch / zoo_jax), with the range of the per-round ratios beside it. The",
+        "plain Flax columns time the same network as a plain Flax step (linen layers, optax,",
+        "`jax.jit`, as the Flax examples write one) in the same rounds",
+        "(`python -m experiments.bench_vs_torch`).",
+        "",
+        "| model | optimizer | batch | zoo_jax ms/step | torch ms/step | zoo_jax img/s | "
+        "torch img/s | ratio | rounds | plain Flax ms/step | plain Flax ratio | target | device |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        if r["reference"].get("target_ratio") is None:
+            continue  # the sequence models: `sequence_bench_table`
+        met = "met" if m["ratio"] >= r["reference"]["target_ratio"] else "**missed**"
+        flax = ("–", "–")  # rows measured before the plain Flax worker existed
+        if "flax_step_ms" in m:
+            spread = _spread(m, "flax_ratio_by_round")
+            flax = (m["flax_step_ms"], f"{m['flax_ratio']:.2f}× ({spread})")
+        out.append(
+            f"| {r['model']} | {r['config']['optimizer']} | {r['config']['batch_size']} | "
+            f"{m['zoo_jax_step_ms']} | {m['torch_step_ms']} | {m['zoo_jax_images_per_s']:,.0f} | "
+            f"{m['torch_images_per_s']:,.0f} | **{m['ratio']:.2f}×** | {_spread(m)} | "
+            f"{flax[0]} | {flax[1]} | ≥ {r['reference']['target_ratio']}× ({met}) | {r['device']} |"
+        )
+    return [*out, ""]
+
+
+def sequence_bench_table(rows: list[dict]) -> list[str]:
+    out = [
+        "The sequence models in target tokens per second, zoo_jax vs PyTorch eager (`nn.LSTM`,",
+        "`nn.Transformer`), same batch, alternating rounds (`python -m experiments.bench_vs_torch`).",
+        "",
+        "| model | batch | tokens/step | params (ours / torch) | zoo_jax tokens/s | "
+        "torch tokens/s | ratio | compile s | device |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        m, cfg = r["metrics"], r["config"]
+        out.append(
+            f"| {r['model']} | {cfg['batch_size']} | {m['tokens_per_step']:,} | "
+            f"{cfg['params']:,} / {cfg['torch_params']:,} | {m['zoo_jax_tokens_per_s']:,.0f} | "
+            f"{m['torch_tokens_per_s']:,.0f} | **{m['ratio']:.2f}×** | {m['compile_s']} | "
+            f"{r['device']} |"
+        )
+    return [*out, ""]
+
+
+def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]:
+    """This experiment's section of RESULTS.md (`experiments.report` collects it)."""
+    sequence = [r for r in rows if "tokens_per_step" in r["metrics"]]
+    return bench_table(rows) + (sequence_bench_table(sequence) if sequence else [])
+
+
+def readme_bench(rows: list[dict]) -> str:
+    """The README's speed table: the seed models' rows, then the sequence models'."""
+    sequence = [r for r in rows if "tokens_per_step" in r["metrics"]]
+    table = bench_table(rows)
+    first_row = next((i for i, line in enumerate(table) if line.startswith("|")), len(table))
+    text = "\n".join(table[first_row:]).strip()
+    if sequence:  # the LSTM and the Transformer in tokens/s, with how they were measured
+        text += "\n\n" + "\n".join(sequence_bench_table(sequence)).strip()
+    return text
+
+
+# README blocks this experiment's rows fill (`<!-- BEGIN name -->` … `<!-- END name -->`)
+README_BLOCKS = {"bench": readme_bench}
 
 
 if __name__ == "__main__":

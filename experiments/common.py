@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 from zoo_jax.errors import ZooError, report, report_interrupt
 from zoo_jax.files import write_atomic
@@ -168,3 +169,73 @@ def run_claimed(plan, out_dir: Path, run, *, force: bool = False, quick: bool = 
         )
         done.append(result)
     return done
+
+
+def update_report() -> None:
+    """Regenerate RESULTS.md and the README's tables (`python -m experiments.report`) in a
+    process of their own: an experiment never imports the report, which imports them."""
+    subprocess.run([sys.executable, "-m", "experiments.report"], check=True)
+
+
+# --- what the experiments' RESULTS.md sections share ------------------------------------------
+
+
+def pct(x) -> str:
+    return "" if x is None else f"{100 * x:.2f}"
+
+
+def config_text(row: dict) -> str:
+    """A row's training configuration in one cell: optimizer, lr, overrides, l2, epochs."""
+    cfg = row["config"]
+    parts = [cfg["optimizer"]]
+    if cfg.get("learning_rate"):
+        parts.append(f"lr {cfg['learning_rate']:g}")
+    parts += [f"{k} {v}" for k, v in cfg["model_overrides"].items()]
+    if cfg.get("l2"):
+        parts.append(f"l2 {cfg['l2']:g}")
+    parts.append(f"{cfg['epochs']} ep × bs {cfg['batch_size']}")
+    return ", ".join(parts)
+
+
+def epochs_text(row: dict) -> str:
+    return " → ".join(pct(a) for a in row["metrics"].get("test_accuracy_by_epoch", []))
+
+
+def seed_summary(rows: list[dict], frameworks) -> dict[str, dict]:
+    """Per framework (rows named `<framework>…`): n, mean, sample standard deviation, min and
+    max test accuracy."""
+    out = {}
+    for framework in frameworks:
+        acc = [r["metrics"]["test_accuracy"] for r in rows if r["row"].startswith(framework)]
+        if acc:
+            out[framework] = {
+                "n": len(acc),
+                "mean": float(np.mean(acc)),
+                "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+                "min": min(acc),
+                "max": max(acc),
+            }
+    return out
+
+
+def accuracy_table(rows: list[dict], findings: list[str] = ()) -> list[str]:
+    """The classifier table of an experiment without a table of its own: each row against its
+    reference, then `findings`, then the rows' notes."""
+    rows = sorted(rows, key=lambda r: (r["reference"]["source"], r["model"], r["row"]))
+    out = [
+        "| row | model | config | params | train (ours / ref) | test ours | test ref | Δ | "
+        "reference | wall s | device |",
+        "|---|---|---|---:|---|---:|---:|---:|---|---:|---|",
+    ]
+    for r in rows:
+        m, ref = r["metrics"], r["reference"]
+        delta = 100 * (m["test_accuracy"] - ref["test_accuracy"])
+        out.append(
+            f"| {r['row']} | {r['model']} | {config_text(r)} | {r['config']['params']:,} | "
+            f"{pct(m['train_accuracy'])} / {pct(ref.get('train_accuracy'))} | "
+            f"**{pct(m['test_accuracy'])}** | {pct(ref['test_accuracy'])} | {delta:+.2f} | "
+            f"{ref['source']} | {r['wall_s']:.0f} | {r['device']} |"
+        )
+    out += findings
+    notes = [f"- `{r['row']}`: {r['notes']}" for r in rows if r.get("notes")]
+    return [*out, "", *notes, ""] if notes else [*out, ""]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from experiments import common, report
+from experiments import common
 from zoo_jax import optim
 from zoo_jax.errors import ArgumentParser
 from zoo_jax.train.loop import RunConfig, fit
@@ -108,8 +108,49 @@ def main(argv: list[str] | None = None) -> int:
         for path in plot(rows, out_dir):
             print(path)
         if not args.quick:
-            report.write()
+            common.update_report()
     return 0
+
+
+def optimizer_table(rows: list[dict]) -> list[str]:
+
+    out = [
+        "Each optimizer with the seed's defaults (`zoo-jax list --optimizers`) on the `003_…`",
+        "MLP (20 epochs) and CNN (10 epochs), batch 128, seed 0, one run each",
+        "(`python -m experiments.optimizers`). Final loss = mean training loss of the last epoch.",
+        "Wall time includes compilation and evaluation; when several runners shared one device",
+        "(the GPU runs used five) it is an upper bound, not a speed comparison.",
+        "Training-loss curves: `results/optimizers/mnist_training_loss.png`,",
+        "`results/optimizers/fashion-mnist_training_loss.png`.",
+        "",
+        "| model | dataset | optimizer | lr | test accuracy | final train loss | test loss | "
+        "wall s | device |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    by_id = {r["row"]: r for r in rows}
+    for model in MODELS:
+        for dataset in DATASETS:
+            for name in optim.OPTIMIZERS:
+                r = by_id.get(row_id(model, dataset, name))
+                if r is None:
+                    out.append(f"| {model} | {dataset} | {name} | | not run yet | | | | |")
+                    continue
+                m = r["metrics"]
+                lr = (
+                    r["config"]["learning_rate"]
+                    or r["config"]["optimizer_defaults"]["learning_rate"]
+                )
+                out.append(
+                    f"| {model} | {dataset} | {name} | {lr:g} | "
+                    f"**{common.pct(m['test_accuracy'])}** | {m['train_loss']:.4f} | "
+                    f"{m['test_loss']:.4f} | {r['wall_s']:.0f} | {r['device']} |"
+                )
+    return [*out, ""]
+
+
+def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]:
+    """This experiment's section of RESULTS.md (`experiments.report` collects it)."""
+    return optimizer_table(rows)
 
 
 if __name__ == "__main__":

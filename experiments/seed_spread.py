@@ -19,9 +19,7 @@ import os
 import sys
 import time
 
-import numpy as np
-
-from experiments import common, report, seed_tables
+from experiments import common, seed_tables
 from zoo_jax.errors import ArgumentParser
 from zoo_jax.train.loop import RunConfig, fit
 
@@ -109,18 +107,7 @@ RUNNERS = {"zoo_jax": run_zoo_jax, "keras": run_keras}
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
     """Per framework: n, mean, sample standard deviation, min and max test accuracy."""
-    out = {}
-    for framework in RUNNERS:
-        acc = [r["metrics"]["test_accuracy"] for r in rows if r["row"].startswith(framework)]
-        if acc:
-            out[framework] = {
-                "n": len(acc),
-                "mean": float(np.mean(acc)),
-                "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
-                "min": min(acc),
-                "max": max(acc),
-            }
-    return out
+    return common.seed_summary(rows, RUNNERS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,8 +132,31 @@ def main(argv: list[str] | None = None) -> int:
     for framework, s in summarize(common.read_rows(out_dir)).items():
         print(f"{framework}: {s['n']} seeds, test {100 * s['mean']:.2f} ± {100 * s['std']:.2f}")
     if not args.quick:
-        report.write()
+        common.update_report()
     return 0
+
+
+def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]:
+    """This experiment's section of RESULTS.md (`experiments.report` collects it)."""
+
+    out = [
+        "The seed's MLP (`mlp_256-256_dropout0.45_adam`: 2 × 256, dropout 0.45, Adam, 20 epochs",
+        "of batch 128) trained with seeds 0, 1, …, by zoo_jax and by Keras 3 running the seed's",
+        "code (`python -m experiments.seed_spread`). Test accuracy in %; std is the sample one.",
+        "",
+        "| framework | seeds | mean | std | min | max | per seed | device |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for framework, s in summarize(rows).items():
+        mine = sorted(
+            (r for r in rows if r["row"].startswith(framework)), key=lambda r: r["config"]["seed"]
+        )
+        out.append(
+            f"| {framework} | {s['n']} | **{common.pct(s['mean'])}** | {common.pct(s['std'])} | "
+            f"{common.pct(s['min'])} | {common.pct(s['max'])} | "
+            f"{', '.join(common.pct(r['metrics']['test_accuracy']) for r in mine)} | {mine[0]['device']} |"
+        )
+    return [*out, ""]
 
 
 if __name__ == "__main__":

@@ -123,5 +123,10 @@ def main(argv=None) -> int:
     return 0
 
 
+def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]:
+    """This experiment's section of RESULTS.md (`experiments.report` collects it)."""
+    return common.accuracy_table(rows)
+
+
 if __name__ == "__main__":
     sys.exit(common.entry(main))

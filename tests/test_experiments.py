@@ -62,7 +62,7 @@ def test_optimizer_study_quick(tmp_path, monkeypatch):
     for r in rows:
         assert len(r["history"]) == 1 and r["history"][0]["train_loss"] > 0
     assert (out / "mnist_training_loss.png").stat().st_size > 10_000
-    table = "\n".join(report._optimizer_table(rows))
+    table = "\n".join(optimizers.optimizer_table(rows))
     assert table.count("| mlp | mnist |") == 8 and "not run yet" in table  # the CNN rows
 
 
@@ -181,7 +181,7 @@ def test_bench_vs_torch_times_the_workers_in_turns():
     assert abs(m["flax_ratio"] - m["torch_step_ms"] / m["flax_step_ms"]) < 0.02 * m["flax_ratio"]
     assert abs(m["zoo_jax_vs_flax"] - m["ratio"] / m["flax_ratio"]) < 0.01 * m["zoo_jax_vs_flax"]
     assert row["reference"]["target_ratio"] == 2.5 and "own process" in row["reference"]["source"]
-    table = "\n".join(report._bench_table([row]))
+    table = "\n".join(bench_vs_torch.bench_table([row]))
     assert f"| {m['flax_step_ms']} | {m['flax_ratio']:.2f}× (" in table
 
 
@@ -263,6 +263,7 @@ def test_experiment_stopped_by_sigterm_is_one_line_and_128_plus_signal(capsys):
 def test_gpu_bench_rows_take_the_cpu_flop_count_and_show_the_share_of_peak():
     """CUDA's plugin gives no pre-compile FLOP count: the report takes the CPU's count of the
     same step (per image) and divides by the GPU row's own step time and the device's peak."""
+    from experiments import zoo_bench
 
     def bench_row(device, images_per_s, flops):
         metrics = {"step_ms": 128e3 / images_per_s, "images_per_s": images_per_s,
@@ -274,8 +275,32 @@ def test_gpu_bench_rows_take_the_cpu_flop_count_and_show_the_share_of_peak():
 
     cpu = bench_row("cpu:cpu x1, 2 cores", 16.4, 5_880_600_000)
     gpu = bench_row("gpu:NVIDIA H100 80GB HBM3 x1", 6_719.4, None)
-    table = "\n".join(report._zoo_bench_table([gpu, cpu]))
+    table = "\n".join(zoo_bench.zoo_bench_table([gpu, cpu]))
     # 5.8806 GFLOP/img × 6,719.4 img/s = 39,514.1 GFLOP/s, 8.0 % of 494.7 TFLOP/s
     assert "| 5,880.6 ‡ | 19.0 | 6,719.4 | 39,514.1 | 8.0 | 1.0 | gpu:NVIDIA H100" in table
     assert "| 5,880.6 | 7,804.9 | 16.4 |  |  | 1.0 | cpu:cpu x1" in table  # no peak known
     assert "Not measured on the GPU yet: `lenet5`" in table
+
+
+def test_experiments_report_themselves():
+    """`report` imports no experiment (it finds each by the rows' `experiment` field), no
+    experiment imports `report`, and no experiment imports a private name of zoo_jax."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(report.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom | ast.Import):
+                continue
+            module = getattr(node, "module", None) or ""
+            names = [alias.name for alias in node.names]
+            if path.name == "report.py":
+                assert not (module == "experiments" and set(names) - {"common"}), names
+            else:
+                assert "report" not in names and module != "experiments.report", path.name
+            if module.startswith("zoo_jax"):
+                assert not [n for n in names if n.startswith("_")], (path.name, names)
+    every = {r["experiment"] for r in common.read_rows(common.RESULTS_DIR)}
+    for experiment in every:
+        assert callable(report._module(experiment).section), experiment

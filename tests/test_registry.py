@@ -24,19 +24,30 @@ def test_tutorial_cnn_count_from_formula():
     )
 
 
-def test_every_card_names_a_design_chart_node():
-    nodes = {  # DESIGN §9, the families built so far
-        "perceptron", "feed_forward", "deep_feed_forward", "rbf_network",
-        "extreme_learning_machine", "rnn", "jordan_network", "lstm", "peephole_lstm", "gru",
-        "multiplicative_lstm", "stacked_lstm", "attention_rnn", "seq2seq_attention",
-        "transformer", "deep_convolutional_network",
-        "deconvolutional_network", "lenet5", "alexnet", "zfnet", "vgg", "googlenet",
-        "deep_residual_network", "resnext", "xception",
-    }  # fmt: skip
+def test_chart_nodes_are_the_charts_51():
+    nodes = registry.chart_nodes()
+    assert len(nodes) == 51 and len(set(nodes)) == 51
+    assert len(registry.CHART_NODES["autoencoders"]) == 10
+    assert not set(registry.SYSTEMS) & set(nodes)
+
+
+def test_every_card_names_a_chart_node_and_a_reference():
     for name in zoo_jax.list_models():
         card = zoo_jax.get_card(name)
-        assert card.chart_node in nodes
+        assert card.chart_node in registry.chart_nodes()
         assert card.reference
+    assert zoo_jax.get_card("seq2seq").chart_node == "seq2seq_attention"
+    assert zoo_jax.get_card("attention_rnn").chart_node == "attention_rnn"
+
+
+def test_every_family_module_carries_its_cards():
+    from zoo_jax.models import FAMILIES
+
+    by_module = {card.name: module.__name__ for module in FAMILIES for card in module.CARDS}
+    assert sorted(by_module) == zoo_jax.list_models()
+    assert by_module["resnet50"] == "zoo_jax.models.convolutional"
+    assert by_module["char_rnn"] == "zoo_jax.models.recurrent"
+    assert by_module["transformer"] == "zoo_jax.models.attention"
 
 
 def test_unknown_model_suggests_close_names():

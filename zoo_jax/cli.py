@@ -11,23 +11,17 @@ import argparse
 import dataclasses
 import inspect
 import json
-import math
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from zoo_jax import activations, losses, optim, registry
-from zoo_jax.data import datasets
+from zoo_jax import activations, learners, losses, optim, registry
+from zoo_jax.bench import LOWERINGS, bench
 from zoo_jax.errors import ArgumentParser, ZooError, report, report_interrupt
-from zoo_jax.models import layers
-from zoo_jax.train.loop import RunConfig, build_learner, check_build, evaluate_run, fit
-from zoo_jax.train.steps import compile_steps
+from zoo_jax.train.loop import RunConfig, check_build, evaluate_run, fit
 
 
 def models_table(fmt: str) -> str:
@@ -84,8 +78,30 @@ def _defaults_of(fn, skip: int = 0) -> dict:
     return {p.name: None if p.default is p.empty else p.default for p in params}
 
 
+def chart_table() -> list[dict]:
+    """The zoo chart's nodes (DESIGN §9), each with the registered models that implement it."""
+    built: dict[str, list[str]] = {}
+    for name in registry.list_models():
+        built.setdefault(registry.get_card(name).chart_node, []).append(name)
+    return [
+        {"family": family, "chart_node": node, "models": built.get(node, [])}
+        for family, nodes in registry.CHART_NODES.items()
+        for node in nodes
+    ]
+
+
 def cmd_list(args) -> None:
     kinds = [k for k in ("optimizers", "losses", "schedules", "activations") if getattr(args, k)]
+    if args.chart:
+        rows = chart_table()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return
+        done = sum(bool(r["models"]) for r in rows)
+        for r in rows:
+            print(f"{r['family']:<24} {r['chart_node']:<34} {', '.join(r['models']) or '-'}")
+        print(f"{done} of {len(rows)} chart nodes have a model")
+        return
     if not kinds:
         print(models_table("json" if args.json else "markdown" if args.markdown else "text"))
         return
@@ -125,12 +141,10 @@ def cmd_info(args) -> None:
         "total also counts non-trainable state such as BatchNorm statistics)"
     )
     x = jnp.zeros((1, *card.input_shape), jnp.int32 if card.input_kind == "tokens" else jnp.float32)
-    extra = (jnp.ones((1, 1), jnp.int32),) if card.learner == "translation" else ()
     print(
         model.tabulate(
             jax.random.PRNGKey(0),
-            x,
-            *extra,
+            *learners.get(card.learner).model_args(x),  # what the card's learner feeds it
             compute_flops=args.flops,
             console_kwargs={"width": 120, "force_terminal": sys.stdout.isatty()},
         )
@@ -215,141 +229,14 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(evaluate_run(args.run_dir, args.data_dir)))
 
 
-def prepare_bench(
-    model: str,
-    batch_size: int = 128,
-    optimizer: str | None = None,
-    overrides: dict | None = None,
-) -> tuple[dict, Callable[[int], list[float]]]:
-    """Compile the train step of `model` on one batch (random data, or the real first batch
-    of a token dataset) and run it once. Returns what is known before timing (params,
-    compile seconds, XLA's FLOPs) and `time_steps(n)`, which runs n more steps on the same
-    batch and returns each step's seconds, the state carried from call to call."""
-    cfg = RunConfig(
-        model=model, optimizer=optimizer, batch_size=batch_size, model_overrides=overrides or {}
-    ).resolved()
-    _, input_shape, num_classes = registry.training_spec(model, cfg.model_overrides)
-    rng = np.random.default_rng(0)
-    tokens = datasets.is_tokens(cfg.dataset)
-    if tokens:  # token datasets are made offline: time the real first batch
-        x, y = datasets.load(cfg.dataset, "train", input_shape)
-        batch = {"inputs": x[:batch_size], "labels": y[:batch_size]}
-    else:  # the configuration training uses (the small-image one where a card has it)
-        batch = {
-            "inputs": rng.random((batch_size, *input_shape), dtype=np.float32),
-            "labels": rng.integers(0, num_classes, batch_size).astype(np.int32),
-        }
-    learner = build_learner(cfg)
-    compiled = compile_steps(learner, "none", 1)
-    state = learner.init(jax.random.PRNGKey(0), batch)
-    num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
-    state = compiled.put_state(state)
-    labels, batch = batch["labels"], compiled.put_batch(batch)
-    t = time.perf_counter()
-    state, metrics = compiled.train(state, batch)
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - t
-    # XLA's count for the model's programs (a multiply-add is 2 FLOPs), traced again in
-    # `layers.plain_lowering`: the CPU's block-diagonal lowering of grouped convolutions
-    # multiplies zeros too, which is the lowering's cost, not the model's, and a scan's body
-    # counts once (the LSTM's own gradient would count its products after the loop in full).
-    # The lowered HLO gives it without a compile. The eval step is the forward pass plus the
-    # loss.
-    with layers.plain_lowering():
-        counted = compile_steps(learner, "none", 1)
-        train_flops = _flops(counted.train, state, batch)
-        forward_flops = _flops(counted.evaluate, state, batch | {"weight": np.ones(batch_size)})
-    carried = {"state": state}
-
-    def time_steps(n: int) -> list[float]:
-        state, times = carried["state"], []
-        for _ in range(n):
-            t = time.perf_counter()
-            state, metrics = compiled.train(state, batch)
-            jax.block_until_ready(metrics)
-            times.append(time.perf_counter() - t)
-        carried["state"] = state
-        if compiled.traces["train"] != 1:
-            raise ZooError(f"the train step of {model} recompiled while timed")
-        return times
-
-    info = {
-        "model": model,
-        "optimizer": cfg.optimizer,
-        "batch_size": batch_size,
-        "params": num_params,
-        # target tokens per step: a language model's or translation's unit of throughput
-        "target_tokens": _target_tokens(cfg, labels) if tokens else None,
-        "compile_s": round(compile_s, 3),
-        "train_flops": train_flops,
-        "forward_flops": forward_flops,
-        "backend": jax.default_backend(),
-        "device_kind": jax.devices()[0].device_kind,
-        "traces": compiled.traces,  # live: how often each step was traced (compiled) so far
-    }
-    return info, time_steps
-
-
-def bench(
-    model: str,
-    batch_size: int = 128,
-    steps: int = 50,
-    optimizer: str | None = None,
-    overrides: dict | None = None,
-) -> dict:
-    """Time the compiled train step of `model` on random data: median ms / step, images/s."""
-    if steps < 3:
-        raise ZooError("--steps must be >= 3")
-    info, time_steps = prepare_bench(model, batch_size, optimizer, overrides)
-    step_s = statistics.median(time_steps(steps))
-    train_flops, tokens = info.pop("train_flops"), info.pop("target_tokens")
-    return {
-        "model": model,
-        "optimizer": info["optimizer"],
-        "batch_size": batch_size,
-        "params": info["params"],
-        "steps": steps,
-        "step_ms": round(step_s * 1e3, 3),
-        "images_per_s": round(batch_size / step_s, 1),  # examples (sequences) per second
-        "tokens_per_s": round(tokens / step_s, 1) if tokens else None,
-        "compile_s": info["compile_s"],
-        "forward_flops_per_image": _per_image(info["forward_flops"], batch_size),
-        "train_flops_per_image": _per_image(train_flops, batch_size),
-        "train_tflops_per_s": train_flops and round(train_flops / step_s / 1e12, 4),
-        "backend": info["backend"],
-        "device_kind": info["device_kind"],
-        "train_step_compiles": info["traces"]["train"],
-    }
-
-
-def _target_tokens(cfg: RunConfig, labels: np.ndarray) -> int:
-    """Tokens predicted per step: every label, but BOS for a translation (it is given)."""
-    translation = registry.get_card(cfg.model).learner == "translation"
-    return labels[:, 1:].size if translation else labels.size
-
-
-def _flops(step, *args) -> float | None:
-    """FLOPs of one call of a jitted step, from XLA's cost analysis (None where the backend
-    gives none). XLA counts the body of a loop once: for a recurrent model (a `lax.scan`
-    over time) that is one time step's work, not the sequence's. CUDA's PJRT plugin has no
-    count before compiling (jax 0.11.2 on an H100 gave None). The compiled program's count
-    is not used instead: it counts the backend's rewrites (on the CPU, Xception's compiled
-    train step counts 2.5 times its HLO's FLOPs). `experiments.report` puts the CPU's count
-    of the same step beside GPU timings."""
-    cost = step.lower(*args).cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost  # older jax: one dict per program
-    return (cost or {}).get("flops") or None
-
-
-def _per_image(flops: float | None, batch_size: int) -> float | None:
-    return flops and round(flops / batch_size)
-
-
 def cmd_bench(args) -> None:
     overrides = _json_pairs(args.set, "--set", "width=0.25")
     options = {"optimizer": args.optimizer, "batch_size": args.batch_size}
     check_build(RunConfig(args.model, model_overrides=overrides, **options))
-    print(json.dumps(bench(args.model, args.batch_size, args.steps, args.optimizer, overrides)))
+    result = bench(
+        args.model, args.batch_size, args.steps, args.optimizer, overrides, args.lowering
+    )
+    print(json.dumps(result if args.lowering == "auto" else {**result, "lowering": args.lowering}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", action="store_true", help="losses, aliases and options")
     p.add_argument("--schedules", action="store_true", help="learning-rate schedules")
     p.add_argument("--activations", action="store_true", help="activation names")
+    p.add_argument("--chart", action="store_true", help="the zoo chart's nodes and their models")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="a model's card and layer table")
@@ -419,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--optimizer")
     p.add_argument("--set", action="append", metavar="KEY=JSON", help="model attribute override")
+    p.add_argument(
+        "--lowering",
+        choices=LOWERINGS,
+        default="auto",
+        help="plain: without zoo_jax's fast paths (docs/performance.md)",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from zoo_jax import activations, registry
+from zoo_jax import activations, lowering, registry
 from zoo_jax.errors import UnknownNameError, ZooError
-from zoo_jax.models import layers
+from zoo_jax.models import blocks
 
 rng = np.random.default_rng(0)
 X = (3 * rng.normal(size=(8, 5))).astype(np.float32)
@@ -37,7 +37,7 @@ def test_names_and_errors():
 
 def test_prelu_equals_keras_prelu():
     alpha = rng.uniform(0, 0.5, 5).astype(np.float32)
-    ours = layers.PReLU().apply({"params": {"alpha": alpha}}, X)
+    ours = blocks.PReLU().apply({"params": {"alpha": alpha}}, X)
     keras_layer = keras.layers.PReLU()
     keras_layer.build(X.shape)
     keras_layer.set_weights([alpha])
@@ -48,19 +48,19 @@ def test_prelu_equals_keras_prelu():
     keras_layer = keras.layers.PReLU(shared_axes=[1, 2])  # one slope per channel, as ours
     keras_layer.build(images.shape)
     keras_layer.set_weights([alpha.reshape(1, 1, 3)])
-    ours = layers.PReLU().apply({"params": {"alpha": alpha}}, images)
+    ours = blocks.PReLU().apply({"params": {"alpha": alpha}}, images)
     np.testing.assert_allclose(ours, keras_layer(images), rtol=1e-6)
 
 
 def test_prelu_starts_at_a_quarter_and_learns_its_slope():
-    variables = layers.PReLU().init(jax.random.PRNGKey(0), X)
+    variables = blocks.PReLU().init(jax.random.PRNGKey(0), X)
     np.testing.assert_array_equal(variables["params"]["alpha"], np.full(5, 0.25, np.float32))
-    grad = jax.grad(lambda v: layers.PReLU().apply(v, X).sum())(variables)["params"]["alpha"]
+    grad = jax.grad(lambda v: blocks.PReLU().apply(v, X).sum())(variables)["params"]["alpha"]
     np.testing.assert_allclose(grad, np.minimum(X, 0).sum(0), rtol=1e-6)  # ∂/∂a = Σ min(x, 0)
 
 
 def test_maxout_equals_numpy():
-    module = layers.Maxout(features=4, pieces=3)
+    module = blocks.Maxout(features=4, pieces=3)
     variables = module.init(jax.random.PRNGKey(1), X)
     kernel = np.asarray(variables["params"]["Dense_0"]["kernel"])
     bias = rng.normal(size=12).astype(np.float32)
@@ -73,7 +73,7 @@ def test_maxout_equals_numpy():
 def test_custom_activation_gradients_float64():
     with jax.enable_x64(True):
         x = jnp.asarray(rng.normal(size=(6, 5)))  # float64, no exact zeros (PReLU's kink)
-        for module in (layers.PReLU(), layers.Maxout(features=3, pieces=2)):
+        for module in (blocks.PReLU(), blocks.Maxout(features=3, pieces=2)):
             variables = jax.tree.map(
                 lambda a: a.astype(jnp.float64) + 0.1, module.init(jax.random.PRNGKey(2), x)
             )
@@ -120,7 +120,7 @@ def test_non_decreasing_activations_commute_with_max_pooling():
     for name in activations.NON_DECREASING:
         f = activations.get(name)
         assert bool(jnp.all(jnp.diff(f(grid)) >= -1e-7)), name
-        np.testing.assert_allclose(layers.max_pool(f(x)), f(layers.max_pool(x)), rtol=1e-6)
+        np.testing.assert_allclose(lowering.max_pool(f(x)), f(lowering.max_pool(x)), rtol=1e-6)
     assert "softmax" not in activations.NON_DECREASING
     softmax = activations.get("softmax")
-    assert not np.allclose(layers.max_pool(softmax(x)), softmax(layers.max_pool(x)))
+    assert not np.allclose(lowering.max_pool(softmax(x)), softmax(lowering.max_pool(x)))

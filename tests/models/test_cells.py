@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from zoo_jax.models import cells, layers
+from zoo_jax import lowering
+from zoo_jax.models import cells
 
 B, T, D, U = 3, 7, 5, 6
 
@@ -194,7 +195,7 @@ def test_lstm_layer_without_a_mask_runs_its_own_loop_with_the_same_value_and_gra
         stepwise = jax.jit(jax.value_and_grad(lambda p, x, i: loss(p, x, i, keep_all), (0, 1, 2)))
         assert "custom_vjp_call" in str(jax.make_jaxpr(loss)(params, x, init, None))
         assert "custom_vjp_call" not in str(jax.make_jaxpr(loss)(params, x, init, keep_all))
-        with layers.plain_lowering():  # how `zoo-jax bench` counts FLOPs: the plain scan
+        with lowering.plain_lowering():  # how `zoo-jax bench` counts FLOPs: the plain scan
             fresh = lambda *args: loss(*args)  # a cached trace would keep its lowering
             assert "custom_vjp_call" not in str(jax.make_jaxpr(fresh)(params, x, init, None))
         (value, grads), (ref_value, ref_grads) = whole(params, x, init), stepwise(params, x, init)

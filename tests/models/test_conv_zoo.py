@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import zoo_jax
-from zoo_jax import optim, registry
+from zoo_jax import losses, optim, registry
 from zoo_jax.errors import InputError
-from zoo_jax.learners import AUX_WEIGHT, gradient_learner
-from zoo_jax.models import convolutional, layers
+from zoo_jax.learners import AUX_WEIGHT, GradientLearner
+from zoo_jax.models import blocks, convolutional
 from zoo_jax.train.state import TrainState
 
 # torchvision.models (parameters(), i.e. trainable, BN statistics are buffers), as the
@@ -199,8 +199,8 @@ def test_one_jitted_update_per_family(name, extra):
     model = zoo_jax.get_model(name, **{**overrides, **extra})
     rng = np.random.default_rng(0)
     batch = {"inputs": rng.random((4, *shape), np.float32), "labels": np.arange(4, dtype=np.int32)}
-    learner = gradient_learner(model, loss="sparse_categorical_crossentropy",
-                               optimizer=optim.make("sgd", learning_rate=0.01))  # fmt: skip
+    learner = GradientLearner(model, losses.for_classifier("sparse_categorical_crossentropy"),
+                              optim.make("sgd", learning_rate=0.01))  # fmt: skip
     variables = dict(random_variables(model, jnp.asarray(batch["inputs"])))
     params = variables.pop("params")
     state = TrainState(jnp.zeros((), jnp.int32), params, learner.optimizer.init(params),
@@ -238,7 +238,7 @@ def test_auxiliary_heads_count_0_3_in_the_loss():
 )
 def test_ceil_mode_pooling_equals_torch(size, window, stride, padding):
     x = np.random.default_rng(0).normal(size=(1, size, size, 3)).astype(np.float32)
-    ours = layers.pool(jnp.asarray(x), "max", window, stride, padding, ceil_mode=True)
+    ours = blocks.pool(jnp.asarray(x), "max", window, stride, padding, ceil_mode=True)
     pool = torch.nn.MaxPool2d(window, stride, padding, ceil_mode=True)
     theirs = pool(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
     np.testing.assert_array_equal(np.asarray(ours), theirs)
@@ -246,7 +246,7 @@ def test_ceil_mode_pooling_equals_torch(size, window, stride, padding):
 
 def test_local_response_norm_equals_torch():
     x = np.random.default_rng(0).normal(size=(2, 5, 5, 16)).astype(np.float32)
-    ours = layers.local_response_norm(jnp.asarray(x), size=5, alpha=1e-4 / 5, beta=0.75, k=1.0)
+    ours = blocks.local_response_norm(jnp.asarray(x), size=5, alpha=1e-4 / 5, beta=0.75, k=1.0)
     lrn = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)  # torch divides α by n
     theirs = lrn(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-6)
@@ -258,7 +258,7 @@ def test_separable_conv_equals_keras():
     expected = reference(x)
     depthwise, pointwise = (np.asarray(w) for w in reference.get_weights())
     params = {"depthwise": depthwise.transpose(0, 1, 3, 2), "pointwise": pointwise}
-    ours = layers.SeparableConv2D(6).apply({"params": params}, jnp.asarray(x))
+    ours = blocks.SeparableConv2D(6).apply({"params": params}, jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-5, atol=1e-6)
 
 

@@ -13,7 +13,7 @@ import pytest
 import zoo_jax
 from zoo_jax import losses, optim, registry
 from zoo_jax.errors import ZooError
-from zoo_jax.learners import GeneratorLearner, generator_learner, translate
+from zoo_jax.learners import ClassDecoderLearner, shift_images
 from zoo_jax.models.convolutional import DeconvNet
 
 
@@ -71,7 +71,7 @@ def test_deconv_net_rejects_bad_codes_and_shapes():
 def test_translate_moves_images_with_zeros_shifted_in():
     images = np.random.default_rng(0).random((3, 6, 5, 1)).astype(np.float32)
     shifts = np.array([[0, 0], [2, -1], [-1, 2]], np.int32)
-    out = np.asarray(translate(jnp.asarray(images), jnp.asarray(shifts), max_shift=2))
+    out = np.asarray(shift_images(jnp.asarray(images), jnp.asarray(shifts), max_shift=2))
     for img, (dy, dx), got in zip(images, shifts, out, strict=True):
         expected = np.zeros_like(img)
         src = img[max(-dy, 0) : 6 - max(dy, 0), max(-dx, 0) : 5 - max(dx, 0)]
@@ -102,9 +102,9 @@ def test_class_distribution_losses_are_refused_for_images():
 def _learner_and_batch():
     overrides, shape, classes = registry.training_spec("deconv_net", registry.get_card(
         "deconv_net").test_overrides)  # fmt: skip
-    learner = generator_learner(
-        zoo_jax.get_model("deconv_net", **overrides), loss="binary_crossentropy",
-        optimizer=optim.make("adam", learning_rate=5e-2), num_classes=classes,
+    learner = ClassDecoderLearner(
+        zoo_jax.get_model("deconv_net", **overrides), losses.for_images("binary_crossentropy"),
+        optim.make("adam", learning_rate=5e-2), num_classes=classes,
     )  # fmt: skip
     labels = np.arange(8, dtype=np.int32) % classes
     patterns = np.zeros((classes, *shape), np.float32)  # class c: a bar at rows 2c, 2c + 1
@@ -113,9 +113,9 @@ def _learner_and_batch():
     return learner, {"inputs": patterns[labels], "labels": labels}
 
 
-def test_generator_learner_draws_the_batch_and_lowers_its_loss():
+def test_class_decoder_learner_draws_the_batch_and_lowers_its_loss():
     learner, batch = _learner_and_batch()
-    assert isinstance(learner, GeneratorLearner)
+    assert isinstance(learner, ClassDecoderLearner)
     state = learner.init(jax.random.PRNGKey(0), {"inputs": batch["inputs"]})
     update = jax.jit(learner.update)
     evaluate = jax.jit(learner.evaluate)
@@ -125,8 +125,8 @@ def test_generator_learner_draws_the_batch_and_lowers_its_loss():
         state, metrics = update(state, batch, jax.random.PRNGKey(i))
         assert bool(metrics["finite"])
     after = evaluate(state, batch | weight)
-    assert float(after["loss_sum"]) < 0.7 * float(before["loss_sum"])
-    assert float(after["count"]) == 8 and 0 < float(after["correct"]) <= 8
+    assert float(after["loss"]) < 0.7 * float(before["loss"])
+    assert float(after["count"]) == 8 and 0 < float(after["accuracy"]) <= 8
     images = learner.generate(state.params, jnp.arange(3))
     chex.assert_shape(images, (3, 28, 28, 1))
     assert float(images.min()) >= 0 and float(images.max()) <= 1

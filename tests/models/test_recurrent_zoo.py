@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import zoo_jax
-from zoo_jax import optim, registry
+from zoo_jax import losses, optim, registry
 from zoo_jax.errors import InputError
-from zoo_jax.learners import gradient_learner
+from zoo_jax.learners import GradientLearner
 
 RECURRENT = [  # the sequential-MNIST classifiers (the sequence tasks' models: elsewhere)
     n
@@ -93,8 +93,8 @@ def test_counts_of_the_cells_keras_lacks(name):
 def test_one_jitted_update(name):
     overrides = registry.get_card(name).test_overrides
     model = zoo_jax.get_model(name, **overrides)
-    learner = gradient_learner(model, loss="sparse_categorical_crossentropy",
-                               optimizer=optim.make("adam"))  # fmt: skip
+    learner = GradientLearner(model, losses.for_classifier("sparse_categorical_crossentropy"),
+                              optim.make("adam"))  # fmt: skip
     batch = {"inputs": np.random.default_rng(0).random((4, 28, 28), np.float32),
              "labels": np.arange(4, dtype=np.int32)}  # fmt: skip
     state = learner.init(jax.random.PRNGKey(0), batch)

@@ -8,8 +8,8 @@ import pytest
 
 import zoo_jax
 from experiments.bench_vs_torch import torch_model
-from zoo_jax import optim, registry
-from zoo_jax.learners import gradient_learner
+from zoo_jax import losses, optim, registry
+from zoo_jax.learners import GradientLearner
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "rnn", "cnn_tf"])
@@ -23,8 +23,8 @@ def test_output_shape_and_one_update(name):
         "inputs": rng.random((4, *input_shape), dtype=np.float32),
         "labels": rng.integers(0, 10, 4).astype(np.int32),
     }
-    learner = gradient_learner(
-        model, loss=card.loss, optimizer=optim.make("sgd", learning_rate=0.1)
+    learner = GradientLearner(
+        model, losses.for_classifier(card.loss), optim.make("sgd", learning_rate=0.1)
     )
     state = learner.init(jax.random.PRNGKey(0), batch)
     logits = jax.jit(model.apply)({"params": state.params, **state.model_state}, batch["inputs"])

@@ -37,9 +37,9 @@ def test_language_model_is_scored_per_token():
     logits = jax.jit(model.apply)({"params": state.params}, x)
     expected = _ce(logits, y)[:3]
     assert float(sums["count"]) == 30
-    np.testing.assert_allclose(float(sums["loss_sum"]), expected.sum(), rtol=1e-5)
+    np.testing.assert_allclose(float(sums["loss"]), expected.sum(), rtol=1e-5)
     hits = (np.argmax(logits, -1) == y)[:3].sum()
-    assert float(sums["correct"]) == hits
+    assert float(sums["accuracy"]) == hits
     losses_seen = []
     update = jax.jit(learner.update)  # as the engine runs it: one compile, not 30 eager scans
     for _ in range(30):
@@ -78,7 +78,7 @@ def test_translation_evaluation_counts_exact_greedy_sequences():
     labels[1, 2] = (labels[1, 2] + 1) % 40  # one wrong character in the second
     weight = np.array([1, 1, 0], np.float32)  # the third is padding
     sums = learner.evaluate(state, {"inputs": source, "labels": labels, "weight": weight})
-    assert float(sums["count"]) == 2 and float(sums["correct"]) == 1
+    assert float(sums["count"]) == 2 and float(sums["accuracy"]) == 1
 
 
 def test_transformer_greedy_equals_step_by_step_argmax():

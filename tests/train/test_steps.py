@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 
 import zoo_jax
-from zoo_jax import optim
+from zoo_jax import losses, optim
 from zoo_jax.errors import ZooError
-from zoo_jax.learners import gradient_learner
-from zoo_jax.models import layers
+from zoo_jax.learners import GradientLearner
+from zoo_jax.lowering import backend
 from zoo_jax.train.steps import compile_steps, train_step
 
 
 def _setup(dropout=0.0, batch_size=16, model="cnn"):
     if model == "cnn":
         model, shape = zoo_jax.get_model("cnn", features=(4, 4, 4), dropout=dropout), (28, 28, 1)
-    else:  # an LSTM: its own scan and gradient (cells.linear_recurrence)
+    else:  # an LSTM: its own scan and gradient (lowering.linear_recurrence)
         model, shape = zoo_jax.get_model(model, units=8, dropout=dropout), (28, 28)
-    learner = gradient_learner(
-        model, loss="sparse_categorical_crossentropy", optimizer=optim.make("adam"), l2=1e-3
+    learner = GradientLearner(
+        model, losses.for_classifier("sparse_categorical_crossentropy"), optim.make("adam"), l2=1e-3
     )
     rng = np.random.default_rng(0)
     batches = [
@@ -126,15 +126,15 @@ def _ynnpack_convolutions(hlo: str) -> int:
 
 
 def test_cpu_steps_run_xlas_own_convolutions():
-    """On the CPU the engine compiles its steps with `layers.compiler_options()`: the seed
+    """On the CPU the engine compiles its steps with `lowering.compiler_options()`: the seed
     CNN's convolutions (and their gradients) stay out of YNNPACK, where XLA's defaults put
     most of them."""
-    if not layers.cpu_compiler_options():
+    if not backend.cpu_compiler_options():
         pytest.skip("this jaxlib does not know the YNNPACK fusion option")
-    learner = gradient_learner(
+    learner = GradientLearner(
         zoo_jax.get_model("cnn"),
-        loss="sparse_categorical_crossentropy",
-        optimizer=optim.make("adam"),
+        losses.for_classifier("sparse_categorical_crossentropy"),
+        optim.make("adam"),
     )
     rng = np.random.default_rng(0)
     batch = {

@@ -1,1 +1,7 @@
-"""Model families, one file each. Find a model by name through `zoo_jax.registry`."""
+"""Model families, one file each; each ends with its `CARDS`. Find a model by name through
+`zoo_jax.registry`, which collects the cards of the modules listed here."""
+
+from zoo_jax.models import attention, convolutional, feedforward, recurrent
+
+# One line per family module: adding a family adds its module here.
+FAMILIES = (feedforward, convolutional, recurrent, attention)

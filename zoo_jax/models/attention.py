@@ -24,10 +24,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from zoo_jax.data import text
 from zoo_jax.errors import UnknownNameError, ZooError
-from zoo_jax.models import layers
+from zoo_jax.models import blocks, checks
 from zoo_jax.models.cells import CELLS, LSTMCell
 from zoo_jax.models.recurrent import Recurrent
+from zoo_jax.registry import ZooCard
 
 NEG_INF = -1e9  # what masked scores become (finite, so a fully masked row stays NaN-free)
 
@@ -211,8 +213,8 @@ class AttentionRNNClassifier(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         if self.cell not in CELLS:
             raise UnknownNameError("cell", self.cell, list(CELLS))
-        x = layers.feature_sequences(x, "the attention RNN classifier")
-        x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
+        x = checks.feature_sequences(x, "the attention RNN classifier")
+        x = blocks.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         states = Recurrent(CELLS[self.cell](self.units), return_sequences=True)(x)
         query = states[:, -1:]
         context, _ = LuongAttention(self.score)(query, states)
@@ -246,7 +248,7 @@ class FeedForward(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool = False):
         h = nn.relu(nn.Dense(self.d_ff, name="linear1")(x))
-        h = layers.Dropout(self.dropout, deterministic=not train)(h)
+        h = blocks.Dropout(self.dropout, deterministic=not train)(h)
         return nn.Dense(x.shape[-1], name="linear2")(h)
 
 
@@ -260,7 +262,7 @@ class EncoderLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask=None, *, train: bool = False):
-        drop = lambda y: layers.Dropout(self.dropout, deterministic=not train)(y)
+        drop = lambda y: blocks.Dropout(self.dropout, deterministic=not train)(y)
         heads = MultiHeadAttention(self.num_heads, x.shape[-1] // self.num_heads, name="self_attn")
         a, _ = heads(x, x, mask=mask)
         x = nn.LayerNorm(epsilon=1e-5, name="norm1")(x + drop(a))
@@ -279,7 +281,7 @@ class DecoderLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x, memory=None, self_mask=None, memory_mask=None, *, train: bool = False):
-        drop = lambda y: layers.Dropout(self.dropout, deterministic=not train)(y)
+        drop = lambda y: blocks.Dropout(self.dropout, deterministic=not train)(y)
         key_dim = x.shape[-1] // self.num_heads
         a, _ = MultiHeadAttention(self.num_heads, key_dim, name="self_attn")(x, x, mask=self_mask)
         x = nn.LayerNorm(epsilon=1e-5, name="norm1")(x + drop(a))
@@ -336,7 +338,7 @@ class Transformer(nn.Module):
                 f"num_layers {self.num_layers}, num_heads {self.num_heads}, d_model {self.d_model}"
             )
         # each layer has at least its attention's four d×d projections and the feed-forward's
-        layers.check_stack("Transformer", "num_layers", self.num_layers,
+        checks.check_stack("Transformer", "num_layers", self.num_layers,
                            4 * self.d_model**2 + 2 * self.d_model * self.d_ff)  # fmt: skip
         stack = lambda cls, n: [
             cls(self.num_heads, self.d_ff, self.dropout, name=f"{n}_{i}")
@@ -354,7 +356,7 @@ class Transformer(nn.Module):
             self.readout = nn.Dense(self.target_vocab)
         else:
             self.readout = nn.Dense(self.num_classes)
-        self.drop = layers.Dropout(self.dropout)
+        self.drop = blocks.Dropout(self.dropout)
 
     def _positions(self, x, *, train: bool):
         if x.shape[1] > self.max_len:
@@ -365,9 +367,9 @@ class Transformer(nn.Module):
     def encode(self, source, *, train: bool = False):
         """The encoder's output ("memory") and its padding mask (None for vector inputs)."""
         if self.source_features:
-            mask, x = None, self.source_embed(layers.feature_sequences(source, "Transformer"))
+            mask, x = None, self.source_embed(checks.feature_sequences(source, "Transformer"))
         else:
-            mask = padding_mask(layers.token_ids(source, "Transformer"), self.pad_id)
+            mask = padding_mask(checks.token_ids(source, "Transformer"), self.pad_id)
             x = self.source_embed(source) * jnp.sqrt(self.d_model)
         x = self._positions(x, train=train)
         for layer in self.encoder:
@@ -376,7 +378,7 @@ class Transformer(nn.Module):
 
     def decode(self, target_in, memory=None, memory_mask=None, *, train: bool = False):
         """Logits for each target position and the last layer's cross-attention weights."""
-        target_in = layers.token_ids(target_in, "Transformer")
+        target_in = checks.token_ids(target_in, "Transformer")
         x = self._positions(self.target_embed(target_in) * jnp.sqrt(self.d_model), train=train)
         self_mask = _target_mask(target_in, self.pad_id)
         weights = None
@@ -506,7 +508,7 @@ class Seq2Seq(nn.Module):
             raise ZooError(f"Seq2Seq bos_id must be a target token id in [0, "
                            f"{self.target_vocab}), got {self.bos_id}")  # fmt: skip
         # an encoder and a decoder LSTM per layer, each with a units×4·units recurrent kernel
-        layers.check_stack("Seq2Seq", "num_layers", self.num_layers, 8 * self.units**2)
+        checks.check_stack("Seq2Seq", "num_layers", self.num_layers, 8 * self.units**2)
         self.source_embed = nn.Embed(self.source_vocab, self.embed_dim)
         self.encoder = [
             Recurrent(LSTMCell(self.units), return_sequences=True, return_state=True)
@@ -518,7 +520,7 @@ class Seq2Seq(nn.Module):
 
     def encode(self, source):
         """Encoder outputs (batch, S, units), source mask, the decoder's initial carry."""
-        mask = layers.token_ids(source, "Seq2Seq") != 0
+        mask = checks.token_ids(source, "Seq2Seq") != 0
         x, states = self.source_embed(source), []
         for layer in self.encoder:
             x, state = layer(x, mask=mask)
@@ -538,7 +540,7 @@ class Seq2Seq(nn.Module):
         return scan(self.step, carry, xs, memory, mask, *extra)
 
     def __call__(self, source, target_in, *, train: bool = False):
-        target_in = layers.token_ids(target_in, "Seq2Seq")
+        target_in = checks.token_ids(target_in, "Seq2Seq")
         memory, mask, carry = self.encode(source)
         rng = self.make_rng("dropout") if (train and self.attention == "hard") else None
         _, (logits, _) = self._scan(_teacher_forced, carry, target_in, memory, mask, extra=(rng,))
@@ -603,3 +605,71 @@ def _beam_step(step, state, _, memory, mask, *, beam: int, eos: int):
     flat_parent = (parent + jnp.arange(batch)[:, None] * beam).reshape(-1)
     carry = jax.tree.map(lambda a: a[flat_parent], carry)
     return (carry, token.reshape(-1), scores, done, lengths), (token, parent)
+
+
+# --- the cards of this family (zoo_jax.registry collects them) ------------------------------------
+
+_TOKENS = "N,T token ids"
+_CHAR_LEN = 128  # characters per training window (truncated BPTT length)
+_DATES_LEN = 32  # source characters, PAD-padded
+
+CARDS = [
+    ZooCard(
+        name="attention_rnn", family="attention", chart_node="attention_rnn",
+        reference="Luong et al. 2015, arXiv:1508.04025; the attention RNN of seed 000",
+        build=AttentionRNNClassifier, input_shape=(28, 28),
+        input_layout="N,T,F (28 rows of 28 pixels)",
+        description="SimpleRNN(128) outputs, read by dot attention from the last state, dense 10",
+        test_overrides={"units": 8},
+    ),
+    ZooCard(
+        name="transformer_encoder", family="attention", chart_node="transformer",
+        reference="Vaswani et al. 2017, arXiv:1706.03762 (encoder only)",
+        build=partial(Transformer, kind="encoder", source_features=28, d_model=64,
+                      num_heads=4, num_layers=2, d_ff=128, max_len=28),
+        input_shape=(28, 28), input_layout="N,T,F (28 rows of 28 pixels)",
+        description="rows embedded (dense 64) + sinusoidal positions, 2 post-norm encoder "
+                    "layers (4 heads, d_ff 128), mean pooling, dense 10",
+        test_overrides={"d_model": 8, "num_heads": 2, "d_ff": 16},
+    ),
+    ZooCard(
+        name="transformer_lm", family="attention", chart_node="transformer",
+        reference="Vaswani et al. 2017, arXiv:1706.03762 (decoder only; Radford et al. 2018)",
+        build=partial(Transformer, kind="decoder", target_vocab=text.CHAR_VOCAB_SIZE,
+                      d_model=128, num_heads=4, num_layers=2, d_ff=384, max_len=_CHAR_LEN,
+                      pad_id=-1),
+        input_shape=(_CHAR_LEN,), input_layout=_TOKENS, input_kind="tokens",
+        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=1e-3, epochs=20,
+        batch_size=32,
+        description="causal Transformer decoder: d_model 128, 4 heads, 2 layers, d_ff 384 "
+                    "(about the LSTM char_rnn's parameter count); no padding id",
+        test_overrides={"d_model": 8, "num_heads": 2, "d_ff": 16, "num_layers": 1},
+    ),
+    ZooCard(
+        name="seq2seq", family="attention", chart_node="seq2seq_attention",
+        reference="Sutskever et al. 2014, arXiv:1409.3215; Luong et al. 2015, arXiv:1508.04025 "
+                  "(seed 002's NMT)",
+        build=partial(Seq2Seq, source_vocab=text.DATE_VOCAB_SIZE,
+                      target_vocab=text.DATE_VOCAB_SIZE, embed_dim=32, units=128, num_layers=2),
+        input_shape=(_DATES_LEN,), input_layout=_TOKENS + " (PAD 0)", input_kind="tokens",
+        num_classes=text.DATE_VOCAB_SIZE, learner="translation", dataset="dates",
+        learning_rate=2e-3, epochs=5, batch_size=64,
+        description="2-layer LSTM(128) encoder-decoder, input feeding, attention option: "
+                    "none, dot, general, concat, local_m, local_p, hard",
+        test_overrides={"units": 8, "embed_dim": 4, "num_layers": 1},
+    ),
+    ZooCard(
+        name="transformer", family="attention", chart_node="transformer",
+        reference="Vaswani et al. 2017, arXiv:1706.03762",
+        build=partial(Transformer, kind="encoder_decoder",
+                      source_vocab=text.DATE_VOCAB_SIZE, target_vocab=text.DATE_VOCAB_SIZE,
+                      d_model=64, num_heads=4, num_layers=2, d_ff=256, max_len=64),
+        input_shape=(_DATES_LEN,), input_layout=_TOKENS + " (PAD 0)", input_kind="tokens",
+        num_classes=text.DATE_VOCAB_SIZE, learner="translation", dataset="dates",
+        loss="categorical_crossentropy", loss_options={"label_smoothing": 0.1},
+        learning_rate=1e-3, epochs=5, batch_size=64,
+        description="encoder-decoder: d_model 64, 4 heads, 2 + 2 layers, d_ff 256, "
+                    "label smoothing 0.1",
+        test_overrides={"d_model": 8, "num_heads": 2, "d_ff": 16, "num_layers": 1},
+    ),
+]  # fmt: skip

@@ -25,9 +25,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from zoo_jax.models import layers
+from zoo_jax import lowering
+from zoo_jax.models import blocks
 
 glorot = nn.initializers.glorot_uniform()
 orthogonal = nn.initializers.orthogonal()
@@ -41,71 +41,6 @@ def _forget_bias_one(units: int, gates: int = 4, forget: int = 1):
         return jnp.zeros(shape, dtype).at[forget * units : (forget + 1) * units].set(1.0)
 
     return init
-
-
-def _hidden(carry):
-    """h, the part of a carry the recurrent kernel multiplies (the last one, as in `_step`)."""
-    return carry[-1] if isinstance(carry, tuple) else carry
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def linear_recurrence(gates, carry, xs, kernel, recurrent, bias):
-    """A cell whose step is `carry, y = gates(x_t W + h_{t-1} U + b, carry)` (h the carry's
-    last part, `gates` element-wise and free of parameters) over time-major `xs` (time,
-    batch, features). Returns (the last carry, every y stacked on the time axis).
-
-    The same function as `lax.scan` of the step (`Recurrent`'s loop), with a gradient that
-    does less inside the loop: autodiff of the scan computes the weights' gradients step by
-    step (x_tᵀ δ_t and h_{t-1}ᵀ δ_t, small products, added into (in, 4·units) and (units,
-    4·units) accumulators at every step), and the inputs' gradient δ_t Wᵀ too. Here the
-    backward loop carries only δ back through time, and W's, U's, b's and the inputs'
-    gradients are one product each over all steps after it. `char_rnn`'s Adam train step
-    (LSTM of 256 units, 32 windows of 128 characters; `Recurrent` with and without this, one
-    process, alternating 2 s turns, 6 rounds, a training run sharing the machine): 254 → 192
-    ms (1.20–1.48× by round). On sequential MNIST (`lstm`, batch 128, 28 steps) it changed
-    nothing (0.89–1.23× by round), and the Elman cell does not use it: a plain-JAX copy of the
-    seed RNN's step gained nothing from it (0.89–1.16×). JAX cannot differentiate it in
-    forward mode (`jax.jvp`); the gradient is tested against autodiff's of the scan."""
-    return _recurrence_forward(gates, carry, xs, kernel, recurrent, bias)[0]
-
-
-def _recurrence_forward(gates, carry, xs, kernel, recurrent, bias):
-    def step(carry, x_t):
-        z = x_t @ kernel + _hidden(carry) @ recurrent + bias
-        new_carry, y = gates(z, carry)
-        return new_carry, (y, z, carry)
-
-    last, (ys, zs, carries) = lax.scan(step, carry, xs)
-    return (last, ys), (xs, zs, carries, kernel, recurrent)
-
-
-def _recurrence_backward(gates, residuals, cotangents):
-    xs, zs, carries, kernel, recurrent = residuals
-    d_last, d_ys = cotangents
-    # Uᵀ copied once (the barrier keeps XLA from folding the transpose back into the
-    # product), so each step multiplies by a plain operand, not a transposed one: `char_rnn`'s
-    # train step 118 -> 112 ms on the 2-core CPU (one process, alternating turns, 16 rounds:
-    # 1.04-1.06x by run, quartiles 1.00-1.13x); sequential MNIST (`lstm`) 1.02x, within the
-    # rounds' spread.
-    recurrent_t = lax.optimization_barrier(recurrent.T)
-
-    def step(d_carry, inputs):
-        d_y, z, carry = inputs
-        _, gates_vjp = jax.vjp(gates, z, carry)
-        d_z, d_previous = gates_vjp((d_carry, d_y))
-        d_h = _hidden(d_previous) + d_z @ recurrent_t
-        d_previous = (*d_previous[:-1], d_h) if isinstance(d_previous, tuple) else d_h
-        return d_previous, d_z
-
-    d_carry, d_zs = lax.scan(step, d_last, (d_ys, zs, carries), reverse=True)
-    d_z = d_zs.reshape(-1, d_zs.shape[-1])
-    d_kernel = xs.reshape(-1, xs.shape[-1]).T @ d_z
-    d_recurrent = _hidden(carries).reshape(-1, recurrent.shape[0]).T @ d_z
-    d_xs = (d_z @ kernel.T).reshape(xs.shape)
-    return d_carry, d_xs, d_kernel, d_recurrent, d_z.sum(0)
-
-
-linear_recurrence.defvjp(_recurrence_forward, _recurrence_backward)
 
 
 def _lstm_gates(gate, act, z, carry):
@@ -135,10 +70,10 @@ class _Cell(nn.RNNCellBase):
         return 1
 
     def act(self, x):
-        return layers.activation(self.activation)(x)
+        return blocks.activation(self.activation)(x)
 
     def gate(self, x):
-        return layers.activation(self.recurrent_activation)(x)
+        return blocks.activation(self.recurrent_activation)(x)
 
     def weights(self, x, gates: int, *, bias: Any = zeros):
         kernel = self.param("kernel", glorot, (x.shape[-1], gates * self.units))
@@ -178,7 +113,7 @@ class JordanCell(_Cell):
         bias = self.param("bias", zeros, (self.units,))
         h = self.act(x @ kernel + y @ recurrent + bias)
         v = self.param("output_kernel", glorot, (self.units, out))
-        y = layers.activation(self.output_activation)(
+        y = blocks.activation(self.output_activation)(
             h @ v + self.param("output_bias", zeros, (out,))
         )
         return y, y
@@ -199,9 +134,11 @@ class LSTMCell(_Cell):
             return _lstm_gates(
                 self.gate, self.act, x @ kernel + carry[-1] @ recurrent + bias, carry
             )
-        gate, act = (layers.activation(n) for n in (self.recurrent_activation, self.activation))
+        gate, act = (blocks.activation(n) for n in (self.recurrent_activation, self.activation))
         gates = functools.partial(_lstm_gates, gate, act)
-        carry, ys = linear_recurrence(gates, carry, jnp.swapaxes(x, 0, 1), kernel, recurrent, bias)
+        carry, ys = lowering.linear_recurrence(
+            gates, carry, jnp.swapaxes(x, 0, 1), kernel, recurrent, bias
+        )
         return carry, jnp.swapaxes(ys, 0, 1)
 
     @property
@@ -311,11 +248,7 @@ class ConvLSTMCell(nn.RNNCellBase):
         kernel = self.param("kernel", glorot, (kh, kw, x.shape[-1], n))
         recurrent = self.param("recurrent_kernel", orthogonal, (kh, kw, self.filters, n))
         bias = self.param("bias", _forget_bias_one(self.filters), (n,))
-        # XLA:CPU's convolution is slow on these small shapes: im2col there, up to as many
-        # taps as `layers.cpu_lowering` allows (a huge kernel would trace a slice per tap)
-        im2col = layers.use_matmul_lowering() and kh * kw <= layers.IM2COL_MAX_TAPS
-        way = "im2col" if im2col else "xla"
-        conv = lambda a, w: layers.conv2d(a, w, padding="SAME", implementation=way)
+        conv = lowering.frame_conv2d
         i, f, g, o = jnp.split(conv(x, kernel) + conv(h, recurrent) + bias, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)

@@ -15,9 +15,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo_jax import activations
+from zoo_jax import activations, lowering
 from zoo_jax.errors import ZooError
-from zoo_jax.models import layers
+from zoo_jax.models import blocks, checks
+from zoo_jax.registry import SEED_003, ZooCard
 
 
 class DeepConvNet(nn.Module):
@@ -48,23 +49,23 @@ class DeepConvNet(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         if len(self.pool_after) != len(self.features):
             raise ValueError("pool_after needs one entry per convolution")
-        x = layers.images(x, "DeepConvNet")
+        x = checks.images(x, "DeepConvNet")
         init = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
         for width, pool in zip(self.features, self.pool_after, strict=True):
             k = (self.kernel_size, self.kernel_size)
-            x = layers.Conv2D(width, k, padding=self.padding, **init)(x)
+            x = blocks.Conv2D(width, k, padding=self.padding, **init)(x)
             # Pooling first is the same function when the activation is non-decreasing,
             # and activates a quarter of the values (the seed CNN's CPU step: 6–15 % faster).
             pool_first = pool and self.activation in activations.NON_DECREASING
             if pool_first:
-                x = layers.max_pool(x, (2, 2), padding=self.padding)
-            x = layers.activation(self.activation)(x)
+                x = lowering.max_pool(x, (2, 2), padding=self.padding)
+            x = blocks.activation(self.activation)(x)
             if pool and not pool_first:
-                x = layers.max_pool(x, (2, 2), padding=self.padding)
-        x = layers.flatten(x, "DeepConvNet")
+                x = lowering.max_pool(x, (2, 2), padding=self.padding)
+        x = checks.flatten(x, "DeepConvNet")
         for width in self.hidden:
-            x = layers.activation(self.activation)(nn.Dense(width, **init)(x))
-        x = layers.Dropout(self.dropout, deterministic=not train)(x)
+            x = blocks.activation(self.activation)(nn.Dense(width, **init)(x))
+        x = blocks.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_classes, **init)(x)
 
 
@@ -106,7 +107,7 @@ class DeconvNet(nn.Module):
     `Conv2DTranspose(20, 3, strides=2, padding="same")` → `Conv2D(1, 3)` → crop to 196×115;
     ReLU after every layer, the output too (`output_activation`). 56,696,041 parameters.
 
-    `layers.ConvTranspose` (Flax's `ConvTranspose(transpose_kernel=True)`, with a faster
+    `blocks.ConvTranspose` (Flax's `ConvTranspose(transpose_kernel=True)`, with a faster
     kernel gradient on the CPU) is the gradient of a convolution, which is what Keras's
     `Conv2DTranspose` computes; "SAME" gives `stride ×` the input size as Keras's
     "same" does. The 28×28 training configuration (`registry`: `deconv_net`'s small
@@ -127,7 +128,7 @@ class DeconvNet(nn.Module):
     def __call__(self, code: jax.Array, *, train: bool = False) -> jax.Array:
         if code.ndim != 2:
             raise ZooError(f"DeconvNet takes (batch, code_dim) codes, got shape {code.shape}")
-        act = layers.activation(self.activation)
+        act = blocks.activation(self.activation)
         if not self.dense or self.dense[-1] != math.prod(self.base_shape):
             raise ZooError(
                 f"the last dense layer must have {math.prod(self.base_shape)} units "
@@ -138,10 +139,10 @@ class DeconvNet(nn.Module):
             x = act(nn.Dense(width)(x))
         x = x.reshape((x.shape[0], *self.base_shape))
         for width in self.filters:
-            x = layers.ConvTranspose(width, (3, 3), (2, 2), padding="SAME")(x)
+            x = blocks.ConvTranspose(width, (3, 3), (2, 2), padding="SAME")(x)
             x = act(x)
-        x = layers.Conv2D(self.out_channels, (3, 3), padding="SAME")(x)
-        x = layers.activation(self.output_activation)(x)
+        x = blocks.Conv2D(self.out_channels, (3, 3), padding="SAME")(x)
+        x = blocks.activation(self.output_activation)(x)
         (top, bottom), (left, right) = self.crop
         return x[:, top : x.shape[1] - bottom, left : x.shape[2] - right]
 
@@ -171,7 +172,7 @@ class Subsampling(nn.Module):
         maps = x.shape[-1]
         coefficient = self.param("coefficient", nn.initializers.constant(0.25), (maps,))
         bias = self.param("bias", nn.initializers.zeros_init(), (maps,))
-        return _lecun_tanh(4 * layers.pool(x, "avg", 2, 2) * coefficient + bias)
+        return _lecun_tanh(4 * blocks.pool(x, "avg", 2, 2) * coefficient + bias)
 
 
 class LeNet5(nn.Module):
@@ -196,8 +197,8 @@ class LeNet5(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        x = layers.images(x, "LeNet5")
-        conv = lambda n, **kw: layers.Conv2D(n, (5, 5), padding="VALID", **kw)
+        x = checks.images(x, "LeNet5")
+        conv = lambda n, **kw: blocks.Conv2D(n, (5, 5), padding="VALID", **kw)
         if self.paper_input_scale:
             x = x * 1.275 - 0.1
         x = Subsampling()(_lecun_tanh(conv(6)(x)))  # C1, S2
@@ -205,10 +206,10 @@ class LeNet5(nn.Module):
         cols = [c for c, table in enumerate(LENET_C3_TABLE) for _ in table]
         weights = self.param("C3_kernel", nn.initializers.lecun_normal(), (5, 5, len(rows)))
         kernel = jnp.zeros((5, 5, 6, 16), x.dtype).at[:, :, rows, cols].set(weights)
-        x = layers.conv2d(x, kernel, padding="VALID")
+        x = lowering.conv2d(x, kernel, padding="VALID")
         x = x + self.param("C3_bias", nn.initializers.zeros_init(), (16,))
         x = Subsampling()(_lecun_tanh(x))  # C3, S4
-        x = layers.flatten(_lecun_tanh(conv(120)(x)), "LeNet5")  # C5
+        x = checks.flatten(_lecun_tanh(conv(120)(x)), "LeNet5")  # C5
         x = _lecun_tanh(nn.Dense(84)(x))  # F6
         if self.output == "softmax":
             return nn.Dense(self.num_classes)(x)
@@ -226,12 +227,12 @@ class KerasLeNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        x = layers.images(x, "KerasLeNet")
+        x = checks.images(x, "KerasLeNet")
         init = {"kernel_init": nn.initializers.glorot_uniform()}
         for width in (6, 16):
-            x = nn.relu(layers.Conv2D(width, (3, 3), padding="VALID", **init)(x))
-            x = layers.pool(x, "avg", 2, 2)
-        x = layers.flatten(x, "KerasLeNet")
+            x = nn.relu(blocks.Conv2D(width, (3, 3), padding="VALID", **init)(x))
+            x = blocks.pool(x, "avg", 2, 2)
+        x = checks.flatten(x, "KerasLeNet")
         for width in (120, 84):
             x = nn.relu(nn.Dense(width, **init)(x))
         return nn.Dense(self.num_classes, **init)(x)
@@ -249,9 +250,9 @@ class Classifier(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        x = layers.flatten(x, "this AlexNet / ZFNet / VGG")
+        x = checks.flatten(x, "this AlexNet / ZFNet / VGG")
         for _ in range(2):
-            x = layers.Dropout(self.dropout, deterministic=not train)(x)
+            x = blocks.Dropout(self.dropout, deterministic=not train)(x)
             x = nn.relu(nn.Dense(self.hidden)(x))
         return nn.Dense(self.num_classes)(x)
 
@@ -302,22 +303,22 @@ class ConvStack(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        x = layers.images(x, "ConvStack (AlexNet / ZFNet / VGG)")
+        x = checks.images(x, "ConvStack (AlexNet / ZFNet / VGG)")
         spec = list(self.layers_spec)
         if self.small and self.small_first is not None:
             spec[0] = self.small_first
         for item in spec:
             if item == "M":
-                x = layers.pool(x, "max", 2, 2)
+                x = blocks.pool(x, "max", 2, 2)
             elif item in ("M3", "M3p"):
-                x = layers.pool(x, "max", 3, 2, padding=1 if item == "M3p" else 0)
+                x = blocks.pool(x, "max", 3, 2, padding=1 if item == "M3p" else 0)
             elif item == "N":
-                x = layers.local_response_norm(x)
+                x = blocks.local_response_norm(x)
             else:
                 features, kernel, stride, padding, groups = item
                 features = max(groups, int(features * self.width) // groups * groups)
-                x = layers.Conv2D(
-                    features, (kernel, kernel), (stride, stride), layers.pads(padding),
+                x = blocks.Conv2D(
+                    features, (kernel, kernel), (stride, stride), blocks.pads(padding),
                     feature_group_count=groups,
                 )(x)  # fmt: skip
                 if self.batch_norm:
@@ -325,7 +326,7 @@ class ConvStack(nn.Module):
                 x = nn.relu(x)
         if self.pool_to is not None and not self.small:
             size = x.shape[1] // self.pool_to
-            x = layers.pool(x, "avg", size, size) if size > 1 else x
+            x = blocks.pool(x, "avg", size, size) if size > 1 else x
         return Classifier(self.hidden, self.num_classes, self.dropout)(x, train=train)
 
 
@@ -364,11 +365,11 @@ class Unit(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         if not self.paper:
-            return layers.ConvBN(
+            return blocks.ConvBN(
                 self.features, self.kernel, self.stride, self.padding, bn_eps=1e-3
             )(x, train=train)
         k, s = (self.kernel, self.kernel), (self.stride, self.stride)
-        return nn.relu(layers.Conv2D(self.features, k, s, layers.pads(self.padding))(x))
+        return nn.relu(blocks.Conv2D(self.features, k, s, blocks.pads(self.padding))(x))
 
 
 class Inception(nn.Module):
@@ -388,13 +389,13 @@ class Inception(nn.Module):
         b1 = unit(c1, 1)(x, train=train)
         b2 = unit(c3, 3, padding=1)(unit(r3, 1)(x, train=train), train=train)
         b3 = unit(c5, big, padding=big // 2)(unit(r5, 1)(x, train=train), train=train)
-        b4 = unit(cp, 1)(layers.pool(x, "max", 3, 1, padding=1, ceil_mode=True), train=train)
+        b4 = unit(cp, 1)(blocks.pool(x, "max", 3, 1, padding=1, ceil_mode=True), train=train)
         # Four branches read the output: the barrier keeps XLA:CPU from recomputing it in
         # each (train step, batch 128: 1.11× faster at width 0.25, 1.20× for the paper's
         # layout at 0.125; 1.05× at full width, batch 32; same-process A/B). With it and
         # `overlapping_max_pool`, an MNIST epoch at width 0.25 took 692 s on all 60,000
         # images, where 30,000 had taken 518 s.
-        return layers.cpu_fusion_barrier(jnp.concatenate([b1, b2, b3, b4], axis=-1))
+        return lowering.cpu_fusion_barrier(jnp.concatenate([b1, b2, b3, b4], axis=-1))
 
 
 class InceptionAux(nn.Module):
@@ -407,12 +408,12 @@ class InceptionAux(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         if self.paper:
-            x = layers.pool(x, "avg", 5, 3)
+            x = blocks.pool(x, "avg", 5, 3)
         else:
             size = x.shape[1] // 4
-            x = layers.pool(x, "avg", size, size)
-        x = layers.flatten(Unit(128, 1, paper=self.paper)(x, train=train), "GoogLeNet")
-        x = layers.Dropout(0.7, deterministic=not train)(nn.relu(nn.Dense(1024)(x)))
+            x = blocks.pool(x, "avg", size, size)
+        x = checks.flatten(Unit(128, 1, paper=self.paper)(x, train=train), "GoogLeNet")
+        x = blocks.Dropout(0.7, deterministic=not train)(nn.relu(nn.Dense(1024)(x)))
         return nn.Dense(self.num_classes)(x)
 
 
@@ -437,11 +438,11 @@ class GoogLeNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False):
-        x = layers.images(x, "GoogLeNet")
+        x = checks.images(x, "GoogLeNet")
         unit = partial(Unit, paper=self.paper)
         w = lambda c: max(1, int(c * self.width))
-        lrn = layers.local_response_norm if self.paper else (lambda x: x)
-        mpool = lambda x: layers.pool(x, "max", 3, 2, ceil_mode=True)
+        lrn = blocks.local_response_norm if self.paper else (lambda x: x)
+        mpool = lambda x: blocks.pool(x, "max", 3, 2, ceil_mode=True)
         if self.small:
             x = unit(w(192), 3, padding=1)(x, train=train)
         else:
@@ -458,10 +459,10 @@ class GoogLeNet(nn.Module):
         if self.aux_logits:
             aux.append(InceptionAux(self.num_classes, self.paper)(x, train=train))
         x = block("4e", x)
-        x = layers.pool(x, "max", 2, 2, ceil_mode=True) if not self.paper else mpool(x)
+        x = blocks.pool(x, "max", 2, 2, ceil_mode=True) if not self.paper else mpool(x)
         x = block("5b", block("5a", x))
         x = jnp.mean(x, axis=(1, 2))
-        x = layers.Dropout(self.dropout, deterministic=not train)(x)
+        x = blocks.Dropout(self.dropout, deterministic=not train)(x)
         logits = nn.Dense(self.num_classes)(x)
         return (logits, *aux) if (train and aux) else logits
 
@@ -508,7 +509,7 @@ class ResidualBlock(nn.Module):
 
         def unit(features, kernel, stride=1, padding=0, groups=1, relu=True, zero=False):
             if not keras:
-                return layers.ConvBN(
+                return blocks.ConvBN(
                     features, kernel, stride, padding, groups, relu, eps, zero_init_scale=zero
                 )
             return _KerasConvBN(features, kernel, stride, padding, relu, self.bn_momentum, zero)
@@ -525,7 +526,7 @@ class ResidualBlock(nn.Module):
             y = unit(width, 1, first)(x, train=train)
             y = unit(width, 3, middle, 1, self.groups)(y, train=train)
             y = unit(out_planes, 1, relu=False, zero=self.zero_init_residual)(y, train=train)
-        return layers.cpu_fusion_barrier(nn.relu(y + shortcut))  # see its docstring
+        return lowering.cpu_fusion_barrier(nn.relu(y + shortcut))  # see its docstring
 
 
 class _KerasConvBN(nn.Module):
@@ -542,7 +543,7 @@ class _KerasConvBN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         k, s = (self.kernel, self.kernel), (self.stride, self.stride)
-        x = layers.Conv2D(self.features, k, s, layers.pads(self.padding))(x)
+        x = blocks.Conv2D(self.features, k, s, blocks.pads(self.padding))(x)
         bn = nn.BatchNorm(
             use_running_average=not train,
             momentum=self.bn_momentum,
@@ -590,17 +591,17 @@ class ResNet(nn.Module):
                 f"channels per group (int({base} · base_width {self.base_width} / 64) = 0): "
                 f"use width >= {1 / self.base_width:g}"
             )
-        x = layers.images(x, "ResNet")
+        x = checks.images(x, "ResNet")
         stem = (
             partial(_KerasConvBN, bn_momentum=self.bn_momentum)
             if self.version == "1"
-            else layers.ConvBN
+            else blocks.ConvBN
         )
         if self.small:
             x = stem(base, 3, 1, 1)(x, train=train)
         else:
             x = stem(base, 7, 2, 3)(x, train=train)
-            x = layers.pool(x, "max", 3, 2, padding=1)
+            x = blocks.pool(x, "max", 3, 2, padding=1)
         for stage, count in enumerate(counts):
             for i in range(count):
                 x = ResidualBlock(
@@ -635,12 +636,12 @@ class PreActBlock(nn.Module):
         out_planes = self.planes * (4 if self.kind == "bottleneck" else 1)
         preact = nn.relu(bn()(x))
         if x.shape[-1] != out_planes:
-            shortcut = layers.Conv2D(out_planes, (1, 1), (self.stride,) * 2)(preact)
+            shortcut = blocks.Conv2D(out_planes, (1, 1), (self.stride,) * 2)(preact)
         elif self.stride > 1:
             shortcut = x[:, :: self.stride, :: self.stride]  # MaxPooling2D(1, stride)
         else:
             shortcut = x
-        conv = lambda n, k, s=1, **kw: layers.Conv2D(n, (k, k), (s, s), layers.pads(k // 2), **kw)
+        conv = lambda n, k, s=1, **kw: blocks.Conv2D(n, (k, k), (s, s), blocks.pads(k // 2), **kw)
         if self.kind == "basic":
             y = nn.relu(bn()(conv(self.planes, 3, use_bias=False)(preact)))
             y = conv(out_planes, 3, self.stride)(y)
@@ -668,14 +669,14 @@ class PreActResNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         kind, counts = resnet_blocks(self.depth)
-        x = layers.images(x, "PreActResNet")
+        x = checks.images(x, "PreActResNet")
         base = max(1, int(64 * self.width))
         if self.small:
-            x = layers.Conv2D(base, (3, 3), padding=layers.pads(1))(x)
+            x = blocks.Conv2D(base, (3, 3), padding=blocks.pads(1))(x)
         else:
-            x = layers.Conv2D(base, (7, 7), (2, 2), layers.pads(3))(x)
+            x = blocks.Conv2D(base, (7, 7), (2, 2), blocks.pads(3))(x)
             # Keras zero-pads before this pool; the map is not yet ReLU'd, so −∞ would differ
-            x = layers.pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), "max", 3, 2)
+            x = blocks.pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), "max", 3, 2)
         for stage, count in enumerate(counts):
             for i in range(count):
                 last_strided = i == count - 1 and stage < len(counts) - 1
@@ -709,29 +710,207 @@ class Xception(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        x = layers.images(x, "Xception")
+        x = checks.images(x, "Xception")
         w = lambda c: max(1, int(c * self.width))
         bn = lambda y: nn.BatchNorm(
             use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3
         )(y)
-        sep = lambda y, c: bn(layers.SeparableConv2D(w(c))(y))
-        conv = lambda c, k, s: layers.Conv2D(w(c), (k, k), (s, s), "VALID", use_bias=False)
+        sep = lambda y, c: bn(blocks.SeparableConv2D(w(c))(y))
+        conv = lambda c, k, s: blocks.Conv2D(w(c), (k, k), (s, s), "VALID", use_bias=False)
         x = nn.relu(bn(conv(32, 3, 1 if self.small else 2)(x)))
         x = nn.relu(bn(conv(64, 3, 1)(x)))
         for i, c in enumerate((128, 256, 728)):
-            residual = bn(layers.Conv2D(w(c), (1, 1), (2, 2), "SAME", use_bias=False)(x))
+            residual = bn(blocks.Conv2D(w(c), (1, 1), (2, 2), "SAME", use_bias=False)(x))
             y = x if i == 0 else nn.relu(x)
             y = sep(nn.relu(sep(y, c)), c)
-            x = layers.pool(y, "max", 3, 2, padding="SAME") + residual
+            x = blocks.pool(y, "max", 3, 2, padding="SAME") + residual
         c = w(728)  # three separable convolutions per middle block, each c·(9 + c) parameters
-        layers.check_stack("Xception", "middle_blocks", self.middle_blocks, 3 * c * (9 + c))
+        checks.check_stack("Xception", "middle_blocks", self.middle_blocks, 3 * c * (9 + c))
         for _ in range(self.middle_blocks):
             y = x
             for _ in range(3):
                 y = sep(nn.relu(y), 728)
             x = x + y
-        residual = bn(layers.Conv2D(w(1024), (1, 1), (2, 2), "SAME", use_bias=False)(x))
+        residual = bn(blocks.Conv2D(w(1024), (1, 1), (2, 2), "SAME", use_bias=False)(x))
         y = sep(nn.relu(sep(nn.relu(x), 728)), 1024)
-        x = layers.pool(y, "max", 3, 2, padding="SAME") + residual
+        x = blocks.pool(y, "max", 3, 2, padding="SAME") + residual
         x = nn.relu(sep(nn.relu(sep(x, 1536)), 2048))
         return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
+
+
+# --- the cards of this family (zoo_jax.registry collects them) ------------------------------------
+
+_SMALL = {"small": True, "num_classes": 10}
+
+
+def _conv(name, node, build, reference, description, input_shape=(224, 224, 3), **kw) -> ZooCard:
+    """A card of the convolutional zoo: ImageNet reference input, 28×28 training config."""
+    small_overrides = kw.pop("small_overrides", _SMALL)
+    return ZooCard(
+        name=name,
+        family="convolutional",
+        chart_node=node,
+        reference=reference,
+        build=build,
+        input_shape=input_shape,
+        input_layout="NHWC",
+        num_classes=kw.pop("num_classes", 1000),
+        epochs=kw.pop("epochs", 10),
+        description=description,
+        small_input_shape=kw.pop("small_input_shape", (28, 28, 1)),
+        small_overrides=small_overrides,
+        test_overrides=kw.pop("test_overrides", {**small_overrides, "width": 1 / 16}),
+        **kw,
+    )
+
+
+_TV = "torchvision.models"
+_KA = "keras.applications"
+_RESNET = "He et al. 2016, arXiv:1512.03385"
+_VGG = "Simonyan & Zisserman 2015, arXiv:1409.1556"
+_GOOGLENET = "Szegedy et al. 2015, arXiv:1409.4842"
+_ALEXNET = "Krizhevsky, Sutskever & Hinton 2012, NeurIPS"
+_CLASSIFIER_SMALL = {**_SMALL, "hidden": 512}
+
+
+CARDS = [
+    ZooCard(
+        name="cnn",
+        family="convolutional",
+        chart_node="deep_convolutional_network",
+        reference=f"LeCun et al. 1998, doi:10.1109/5.726791; {SEED_003}",
+        build=SeedCNN,
+        input_shape=(28, 28, 1),
+        input_layout="NHWC",
+        epochs=10,
+        description="three 3x3/64 convolutions, two 2x2 max-pools, dropout 0.2, dense 10",
+        test_overrides={"features": (4, 4, 4), "dropout": 0.0},
+    ),
+    ZooCard(
+        name="cnn_tf",
+        family="convolutional",
+        chart_node="deep_convolutional_network",
+        reference=(
+            "TensorFlow 'Deep MNIST for experts' tutorial (2015); "
+            "Getting started with neural networks (seed 004)"
+        ),
+        build=TutorialCNN,
+        input_shape=(28, 28, 1),
+        input_layout="NHWC",
+        learning_rate=1e-4,
+        epochs=17,  # 17 x 1,200 = 20,400 steps of 50 (the tutorial: 20,000 steps)
+        batch_size=50,
+        description="5x5/32 and 5x5/64 SAME convolutions, 2x2 pools, FC 1024, dropout 0.5",
+        test_overrides={"features": (4, 4), "hidden": (8,), "dropout": 0.0},
+    ),
+    ZooCard(
+        name="dcn",
+        family="convolutional",
+        chart_node="deep_convolutional_network",
+        reference="LeCun et al. 1998, doi:10.1109/5.726791 (the chart's DCN, configurable)",
+        build=partial(
+            DeepConvNet, features=(32, 64), pool_after=(True, True),
+            padding="SAME", hidden=(128,), dropout=0.3,
+        ),
+        input_shape=(28, 28, 1),
+        input_layout="NHWC",
+        description="conv-ReLU-pool x2 (32, 64; 3x3 SAME), dense 128, dropout 0.3, dense 10",
+        test_overrides={"features": (4, 4), "hidden": (8,)},
+    ),
+    ZooCard(
+        name="deconv_net",
+        family="convolutional",
+        chart_node="deconvolutional_network",
+        reference="Dosovitskiy et al. 2015, arXiv:1411.5928 (the seed 000 Keras DN)",
+        build=DeconvNet,
+        input_shape=(56,),
+        input_layout="code vector (one-hot class + transformation inputs)",
+        learner="class_decoder",
+        loss="binary_crossentropy",
+        epochs=3,  # a class-conditional generator converges fast; the CPU budget
+        description="dense 7500-7500, 25x15x20, 3 transposed convs 20 (stride 2), conv 1",
+        small_input_shape=(28, 28, 1),  # the images the generator learns to draw
+        small_overrides={
+            "dense": (256, 7 * 7 * 32), "base_shape": (7, 7, 32), "filters": (32, 16),
+            "crop": ((0, 0), (0, 0)), "output_activation": "linear",
+        },
+        test_overrides={
+            "dense": (8, 7 * 7 * 2), "base_shape": (7, 7, 2), "filters": (2, 2),
+            "crop": ((0, 0), (0, 0)), "output_activation": "linear",
+        },
+    ),
+    ZooCard(
+        name="lenet5",
+        family="convolutional",
+        chart_node="lenet5",
+        reference="LeCun et al. 1998, doi:10.1109/5.726791 (Table I, Appendix A)",
+        build=LeNet5,
+        input_shape=(32, 32, 1),
+        input_layout="NHWC (MNIST padded to 32x32, as in the paper)",
+        learning_rate=1e-3,
+        epochs=20,
+        description="C1-S2-C3 (connection table)-S4-C5-F6, scaled tanh, RBF output",
+    ),
+    ZooCard(
+        name="lenet5_keras",
+        family="convolutional",
+        chart_node="lenet5",
+        reference="LeCun et al. 1998; the Keras LeNet-5 of seed 000",
+        build=KerasLeNet,
+        input_shape=(32, 32, 1),
+        input_layout="NHWC (MNIST padded to 32x32)",
+        description="3x3 conv 6 and 16 with ReLU, 2x2 average pools, dense 120-84-10",
+    ),
+    _conv("alexnet", "alexnet", AlexNet, f"{_ALEXNET}; {_TV}.alexnet",
+          "torchvision's single-tower AlexNet", small_overrides=_CLASSIFIER_SMALL),
+    _conv("alexnet_caffe", "alexnet", AlexNetCaffe,
+          f"{_ALEXNET}; Caffe bvlc_alexnet (two towers as groups=2, LRN)",
+          "the paper's two-tower AlexNet: grouped conv2/4/5, LRN", input_shape=(227, 227, 3),
+          small_overrides=_CLASSIFIER_SMALL),
+    _conv("zfnet", "zfnet", ZFNet, "Zeiler & Fergus 2014, arXiv:1311.2901",
+          "7x7/2 first layer, 5x5/2 second, LRN as contrast normalisation",
+          small_overrides=_CLASSIFIER_SMALL),
+    *[
+        _conv(f"vgg{d}{bn}", "vgg", partial(VGG[d], batch_norm=bool(bn)),
+              f"{_VGG}; {_TV}.vgg{d}{bn}", f"VGG-{d}{' with batch norm' if bn else ''}",
+              small_input_shape=(32, 32, 1), small_overrides=_CLASSIFIER_SMALL)
+        for d in (11, 13, 16, 19)
+        for bn in ("", "_bn")
+    ],
+    _conv("googlenet", "googlenet", GoogLeNet, f"{_GOOGLENET}; {_TV}.googlenet",
+          "Inception v1, torchvision layout (BN, 3x3 in the 5x5 branch), 2 auxiliary heads",
+          small_overrides={**_SMALL, "aux_logits": False},
+          param_convention="trainable parameters with the auxiliary heads (6,624,904 without)"),
+    _conv("googlenet_paper", "googlenet", partial(GoogLeNet, paper=True),
+          _GOOGLENET, "Inception v1 as published: 5x5 branch, LRN, no BN, 2 auxiliary heads",
+          small_overrides={**_SMALL, "aux_logits": False}),
+    *[
+        _conv(f"resnet{d}", "deep_residual_network", partial(ResNet, depth=d),
+              f"{_RESNET}; {_TV}.resnet{d} (v1.5)", f"ResNet-{d} v1.5")
+        for d in (18, 34, 50, 101, 152)
+    ],
+    _conv("resnet50_keras", "deep_residual_network",
+          partial(ResNet, depth=50, version="1"), f"{_RESNET}; {_KA}.ResNet50",
+          "ResNet-50 v1 (stride on the first 1x1, conv biases)"),
+    *[
+        _conv(f"preact_resnet{d}", "deep_residual_network",
+              partial(PreActResNet, depth=d),
+              "He et al. 2016b, arXiv:1603.05027"
+              + (f"; {_KA}.ResNet{d}V2" if d >= 50 else " (Keras V2 layout, basic blocks)"),
+              f"pre-activation ResNet-{d}")
+        for d in (18, 34, 50, 101, 152)
+    ],
+    _conv("resnext50_32x4d", "resnext",
+          partial(ResNet, depth=50, groups=32, base_width=4),
+          f"Xie et al. 2017, arXiv:1611.05431; {_TV}.resnext50_32x4d", "ResNeXt-50 32x4d",
+          test_overrides={**_SMALL, "width": 0.5}),  # 32 groups need width >= 1/2
+    _conv("resnext101_32x8d", "resnext",
+          partial(ResNet, depth=101, groups=32, base_width=8),
+          f"Xie et al. 2017, arXiv:1611.05431; {_TV}.resnext101_32x8d", "ResNeXt-101 32x8d",
+          test_overrides={**_SMALL, "width": 0.25}),
+    _conv("xception", "xception", Xception,
+          f"Chollet 2017, arXiv:1610.02357; {_KA}.Xception",
+          "entry / middle (8 blocks) / exit flows of depthwise-separable convolutions",
+          input_shape=(299, 299, 3),
+          param_convention="trainable parameters (Keras's total adds 54,528 BN statistics)"),
+]  # fmt: skip

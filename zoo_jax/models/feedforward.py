@@ -11,7 +11,8 @@ from functools import partial
 import flax.linen as nn
 import jax
 
-from zoo_jax.models import layers
+from zoo_jax.models import blocks
+from zoo_jax.registry import SEED_003, ZooCard
 
 
 class MLP(nn.Module):
@@ -24,7 +25,7 @@ class MLP(nn.Module):
     Convention: Keras `Dense` defaults (Glorot-uniform kernels, zero biases). The readout
     returns logits; the softmax of the Keras model is folded into the cross-entropy loss.
     `activation` is any name of `zoo_jax.activations.NAMES`; "maxout" makes each hidden layer
-    a `layers.Maxout` of `maxout_pieces` pieces (it replaces the Dense layer).
+    a `blocks.Maxout` of `maxout_pieces` pieces (it replaces the Dense layer).
 
     Input: `(batch, *features)` floats, flattened to `(batch, prod(features))`.
     Output: `(batch, num_classes)` logits.
@@ -42,13 +43,30 @@ class MLP(nn.Module):
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:
             if self.activation == "maxout":
-                x = layers.Maxout(width, self.maxout_pieces)(x)
+                x = blocks.Maxout(width, self.maxout_pieces)(x)
             else:
-                x = layers.activation(self.activation)(dense(width)(x))
-            x = layers.Dropout(self.dropout, deterministic=not train)(x)
+                x = blocks.activation(self.activation)(dense(width)(x))
+            x = blocks.Dropout(self.dropout, deterministic=not train)(x)
         return dense(self.num_classes)(x)
 
 
 # The seed's classifier: 784-256-256-10, ReLU, dropout 0.45 (269,322 parameters).
 SeedMLP = partial(MLP, hidden=(256, 256), dropout=0.45)
-TinyMLP = partial(MLP, hidden=(16,), dropout=0.0)
+
+
+# --- the cards of this family (zoo_jax.registry collects them) ------------------------------------
+
+CARDS = [
+    ZooCard(
+        name="mlp",
+        family="feedforward",
+        chart_node="deep_feed_forward",
+        reference=f"Rumelhart et al. 1986, doi:10.1038/323533a0; {SEED_003}",
+        build=SeedMLP,
+        input_shape=(784,),
+        input_layout="N,F (flattened 28x28 image)",
+        epochs=20,
+        description="784-256-256-10 MLP, ReLU, dropout 0.45",
+        test_overrides={"hidden": (16,), "dropout": 0.0},
+    ),
+]

@@ -16,8 +16,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from zoo_jax.data import text
 from zoo_jax.errors import UnknownNameError, ZooError
-from zoo_jax.models import cells, layers
+from zoo_jax.models import blocks, cells, checks
+from zoo_jax.registry import SEED_003, ZooCard
 
 
 def _step(cell, carry, inputs, constants, zero_output_for_mask):
@@ -44,7 +46,7 @@ class Recurrent(nn.Module):
     `go_backwards` (outputs in the reversed order, as Keras returns them). The loop is one
     `lax.scan` (`nn.scan`), parameters shared across steps. Without a mask or constants, a
     cell with `runs_sequences` (the LSTM) is given the whole sequence and runs that scan
-    itself, with a gradient that is cheaper to compute (`cells.linear_recurrence`); the
+    itself, with a gradient that is cheaper to compute (`lowering.linear_recurrence`); the
     parameters and the function are the same. Stacking is a sequence of these;
     `bidirectional` wraps two.
     """
@@ -69,7 +71,7 @@ class Recurrent(nn.Module):
         carry = initial_state
         if carry is None:
             carry = self.cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)
-        own_loop = getattr(self.cell, "runs_sequences", False) and not layers.lowering_is_plain()
+        own_loop = getattr(self.cell, "runs_sequences", False)
         if keep is None and constants is None and own_loop:
             carry, ys = self.cell(carry, x, sequence=True)  # its own loop and gradient
         else:
@@ -144,9 +146,9 @@ class RecurrentClassifier(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         if self.cell not in cells.CELLS:
             raise UnknownNameError("cell", self.cell, list(cells.CELLS))
-        x = layers.feature_sequences(x, f"{self.cell} classifier")
+        x = checks.feature_sequences(x, f"{self.cell} classifier")
         # broadcast_dims=(1,): the same input mask at every time step, as Keras does.
-        x = layers.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
+        x = blocks.Dropout(self.dropout, broadcast_dims=(1,), deterministic=not train)(x)
         sizes = [self.units] if isinstance(self.units, int) else list(self.units)
         if not sizes:  # the readout would classify every time step
             raise ZooError(f"{self.cell} classifier units must name at least one layer, got []")
@@ -204,13 +206,94 @@ class RecurrentLM(nn.Module):
     def __call__(self, ids: jax.Array, *, train: bool = False) -> jax.Array:
         if self.cell not in cells.CELLS:
             raise UnknownNameError("cell", self.cell, list(cells.CELLS))
-        x = nn.Embed(self.vocab, self.embed_dim)(layers.token_ids(ids, "a language model"))
+        x = nn.Embed(self.vocab, self.embed_dim)(checks.token_ids(ids, "a language model"))
         for units in [self.units] if isinstance(self.units, int) else list(self.units):
             x = Recurrent(cells.CELLS[self.cell](units, **self.cell_options),
                           return_sequences=True)(x)  # fmt: skip
-            x = layers.Dropout(self.dropout, deterministic=not train)(x)
+            x = blocks.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.vocab, kernel_init=nn.initializers.glorot_uniform())(x)
 
 
 # Seed `003_…`: SimpleRNN(256) over the 28 rows of an MNIST image (75,530 parameters).
 SeedRNN = partial(RecurrentClassifier, units=256, cell="elman", dropout=0.2)
+
+
+# --- the cards of this family (zoo_jax.registry collects them) ------------------------------------
+
+_TOKENS = "N,T token ids"
+_CHAR_LEN = 128  # characters per training window (truncated BPTT length)
+
+
+def _recurrent(name, node, cell, reference, description, **kw) -> ZooCard:
+    """A sequential-MNIST classifier of the recurrent zoo: the seed's SimpleRNN(256,
+    dropout 0.2) + Dense 10 with another cell (seed 003 swaps in LSTM and GRU so)."""
+    return ZooCard(
+        name=name,
+        family="recurrent",
+        chart_node=node,
+        reference=reference,
+        build=partial(RecurrentClassifier, cell=cell, **kw.pop("model", {})),
+        input_shape=(28, 28),
+        input_layout="N,T,F (28 rows of 28 pixels)",
+        description=description,
+        test_overrides={"units": 8, "dropout": 0.0, **kw.pop("test_overrides", {})},
+        **kw,
+    )
+
+
+_HOCHREITER = "Hochreiter & Schmidhuber 1997, doi:10.1162/neco.1997.9.8.1735"
+CARDS = [
+    ZooCard(
+        name="rnn",
+        family="recurrent",
+        chart_node="rnn",
+        reference=f"Elman 1990, doi:10.1207/s15516709cog1402_1; {SEED_003}",
+        build=SeedRNN,
+        input_shape=(28, 28),
+        input_layout="N,T,F (28 rows of 28 pixels)",
+        optimizer="sgd",
+        epochs=20,
+        description="SimpleRNN(256, dropout 0.2) over the 28 image rows, dense 10",
+        test_overrides={"units": 8, "dropout": 0.0},
+    ),
+    ZooCard(
+        name="char_rnn", family="recurrent", chart_node="lstm",
+        reference="Graves 2013, arXiv:1308.0850; Karpathy's char-rnn (2015)",
+        build=partial(RecurrentLM, vocab=text.CHAR_VOCAB_SIZE),
+        input_shape=(_CHAR_LEN,), input_layout=_TOKENS, input_kind="tokens",
+        num_classes=text.CHAR_VOCAB_SIZE, dataset="chars", learning_rate=3e-3, epochs=20,
+        batch_size=32,
+        description="character language model: embed 64, a recurrent layer (cell option: "
+                    "lstm, elman, jordan, peephole_lstm, gru, mlstm) of 256, next-char readout",
+        test_overrides={"units": 8, "embed_dim": 4},
+    ),
+    _recurrent("jordan", "jordan_network", "jordan", "Jordan 1986, ICS report 8604",
+               "Jordan network: the previous output feeds the hidden layer (256)"),
+    _recurrent("lstm", "lstm", "lstm", f"{_HOCHREITER}; Gers et al. 2000; {SEED_003}",
+               "LSTM(256, dropout 0.2) over the 28 image rows, dense 10 (Keras LSTM)"),
+    _recurrent("peephole_lstm", "peephole_lstm", "peephole_lstm",
+               "Gers & Schmidhuber 2000, doi:10.1109/IJCNN.2000.861302",
+               "LSTM(256) whose gates also see the cell state (peepholes)"),
+    _recurrent("gru", "gru", "gru", f"Cho et al. 2014, arXiv:1406.1078; {SEED_003}",
+               "GRU(256, dropout 0.2), Keras's reset-after form (cuDNN's)"),
+    _recurrent("gru_cho", "gru", "gru", "Cho et al. 2014, arXiv:1406.1078",
+               "GRU(256) with the reset gate before the recurrent product (the paper's)",
+               model={"cell_options": {"reset_after": False}}),
+    _recurrent("mlstm", "multiplicative_lstm", "mlstm", "Krause et al. 2016, arXiv:1609.07959",
+               "multiplicative LSTM(256): input-dependent recurrent transitions"),
+    _recurrent("stacked_lstm", "stacked_lstm", "lstm", f"{_HOCHREITER}; Graves et al. 2013",
+               "two stacked LSTM(256) layers, the first returning its sequence",
+               model={"units": (256, 256)}, test_overrides={"units": (8, 8)}),
+    _recurrent("bilstm", "lstm", "lstm", "Schuster & Paliwal 1997; Graves & Schmidhuber 2005",
+               "bidirectional LSTM(128 + 128), outputs concatenated", model={"units": 128,
+               "bidirectional": True}),
+    ZooCard(
+        name="conv_lstm", family="recurrent", chart_node="lstm",
+        reference="Shi et al. 2015, arXiv:1506.04214 (Keras ConvLSTM2D)",
+        build=ConvLSTMClassifier, input_shape=(4, 7, 28, 1),
+        input_layout="N,T,H,W,C (an image as 4 frames of 7x28 strips)",
+        epochs=5,
+        description="ConvLSTM(16 filters, 3x3) over 4 frames, last state flattened, dense 10",
+        test_overrides={"filters": 2},
+    ),
+]  # fmt: skip

@@ -29,214 +29,22 @@ from typing import Any
 import jax
 import numpy as np
 
-from zoo_jax import losses, optim, registry
-from zoo_jax.data import augment, datasets, pipeline
-from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
+from zoo_jax import optim
+from zoo_jax.data import pipeline
+from zoo_jax.errors import CheckpointError, NonFiniteError, ZooError
 from zoo_jax.files import write_atomic
-from zoo_jax.learners import LEARNERS
-from zoo_jax.models import layers
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
+from zoo_jax.train.run import (  # noqa: F401  (the engine's names, importable from the loop)
+    Arrays,
+    Run,
+    RunConfig,
+    build_learner,
+    build_optimizer,
+    check_build,
+    load_data,
+    resolve,
+)
 from zoo_jax.train.steps import compile_steps
-
-NAN_POLICIES = ("stop", "skip")
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """What to train and how. `None` fields take the model card's default."""
-
-    model: str
-    dataset: str | None = None
-    optimizer: str | None = None
-    learning_rate: float | None = None
-    loss: str | None = None
-    loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # delta, ...
-    epochs: int | None = None
-    batch_size: int | None = None
-    seed: int = 0
-    l1: float = 0.0
-    l2: float = 0.0
-    # Keras hyperparameters of the optimizer and the options of `optim.make` (momentum,
-    # clipnorm, weight_decay, max_norm, ...); a learning-rate schedule by Keras name.
-    optimizer_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    schedule: str | None = None
-    schedule_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    augment: str | None = None  # a name of `zoo_jax.data.augment.AUGMENTATIONS` (training only)
-    devices: int | None = None
-    parallel: str = "none"
-    nan_policy: str = "stop"
-    train_limit: int | None = None  # use the first N training examples (quick runs)
-    test_limit: int | None = None
-    data_dir: str | None = None
-    keep_checkpoints: int = 3
-    log_every: int = 50
-
-    def resolved(self) -> RunConfig:
-        card = registry.get_card(self.model)
-        pick = lambda value, default: default if value is None else value
-        cfg = dataclasses.replace(
-            self,
-            dataset=pick(self.dataset, card.dataset),
-            optimizer=pick(self.optimizer, card.optimizer),
-            learning_rate=pick(self.learning_rate, card.learning_rate),
-            loss=pick(self.loss, card.loss),
-            # the card's loss options go with the card's loss (the Transformer's smoothing)
-            loss_options=self.loss_options or (card.loss_options if self.loss is None else {}),
-            epochs=pick(self.epochs, card.epochs),
-            batch_size=pick(self.batch_size, card.batch_size),
-        )
-        cfg._check()
-        return cfg
-
-    def _check(self) -> None:  # of the resolved config (`resolved` calls it)
-        if self.nan_policy not in NAN_POLICIES:
-            raise ZooError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("train_limit", "test_limit"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.seed < 2**32:  # PRNGKey keeps 32 bits: 2**32 would repeat seed 0
-            raise ZooError(f"seed must be in [0, 2**32), got {self.seed}")
-        if self.keep_checkpoints < 1:
-            raise ZooError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
-        if self.l1 < 0 or self.l2 < 0:
-            raise ZooError("l1 and l2 must be >= 0")
-        card = registry.get_card(self.model)
-        registry.check_overrides(self.model, self.model_overrides)
-        if self.dataset is not None and datasets.is_tokens(self.dataset) != (
-            card.input_kind == "tokens"
-        ):
-            wanted = "token" if card.input_kind == "tokens" else "image"
-            raise InputError(f"{self.model} reads {wanted} datasets, not {self.dataset!r}")
-        if self.augment is not None:
-            augment.get(self.augment)  # the name
-            if card.learner != "gradient" or card.input_kind != "images":
-                raise ZooError(f"--augment works on image classifiers, not on {self.model}")
-        generator = card.learner == "generator"
-        (losses.for_images if generator else losses.for_classifier)(self.loss, **self.loss_options)
-        if "learning_rate" in self.optimizer_options:
-            raise ZooError("set the learning rate with learning_rate (--lr), not an option")
-        build_optimizer(self)  # names and ranges of optimizer, options and schedule
-
-    def identity(self) -> dict[str, Any]:
-        """The fields a checkpoint must agree on to be resumed (not epochs, devices, ...)."""
-        keys = (
-            "model",
-            "model_overrides",
-            "dataset",
-            "optimizer",
-            "learning_rate",
-            "loss",
-            "l1",
-            "l2",
-            "batch_size",
-            "seed",
-            "train_limit",
-        )
-        identity = {k: getattr(self, k) for k in keys}
-        # Optimizer extras count only when set, so runs saved before they existed resume.
-        for key in ("loss_options", "optimizer_options", "schedule", "schedule_options", "augment"):
-            if getattr(self, key):
-                identity[key] = getattr(self, key)
-        return json.loads(json.dumps(identity))
-
-
-def build_optimizer(cfg: RunConfig, total_steps: int | None = None):
-    """The config's optax transform. A schedule without `decay_steps` decays over the whole
-    run (`total_steps`); evaluation passes None, which only the state's shape depends on."""
-    learning_rate = cfg.learning_rate or optim.defaults(cfg.optimizer)["learning_rate"]
-    if cfg.schedule is not None:
-        options = dict(cfg.schedule_options)
-        if cfg.schedule != "piecewise_constant_decay":
-            options.setdefault("decay_steps", max(total_steps or 1, 1))
-        learning_rate = optim.schedule(cfg.schedule, learning_rate, **options)
-    return optim.make(cfg.optimizer, **{**cfg.optimizer_options, "learning_rate": learning_rate})
-
-
-def build_learner(cfg: RunConfig, total_steps: int | None = None):
-    card = registry.get_card(cfg.model)
-    overrides, _, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
-    model = registry.get_model(cfg.model, **overrides)
-    tx = build_optimizer(cfg, total_steps)
-    extra = {"augment": augment.get(cfg.augment)} if cfg.augment else {}
-    return LEARNERS[card.learner](
-        model,
-        loss=cfg.loss,
-        optimizer=tx,
-        num_classes=num_classes,
-        l1=cfg.l1,
-        l2=cfg.l2,
-        loss_options=cfg.loss_options,
-        **extra,
-    )
-
-
-def check_build(cfg: RunConfig) -> None:
-    """Build the config's learner and trace its `init` abstractly (nothing allocated, no
-    data read): model overrides it cannot be built with (a negative layer size, an empty
-    stack, a size over the device's memory) are a `ZooError` naming them, not a traceback
-    from inside Flax or an abort in XLA. `fit` calls it before it loads data, and `zoo-jax
-    bench` before it compiles."""
-    cfg = cfg.resolved()
-    if not cfg.model_overrides:
-        return  # the registered configurations build (tests/test_registry.py)
-    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-    sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
-    try:
-        state = jax.eval_shape(build_learner(cfg).init, jax.random.PRNGKey(0), sample)
-    except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ZooError(
-            f"{cfg.model} cannot be built with {cfg.model_overrides}: {reason}"
-        ) from None
-    # A train step holds the whole state and one gradient of the parameters at least: a
-    # config over the device's memory is refused here, before XLA compiles (or aborts on)
-    # arrays it could never allocate.
-    nbytes = lambda tree: sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
-    need = nbytes(state) + nbytes(state.params)
-    subject = f"{cfg.model} with {cfg.model_overrides}"
-    layers.check_fits(subject, need, "its parameters, optimizer state and gradients")
-
-
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-def load_data(cfg: RunConfig) -> Arrays:
-    """Train and test arrays of the config's dataset, shaped for its model, validated."""
-    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-    arrays = []
-    for split, limit in (("train", cfg.train_limit), ("test", cfg.test_limit)):
-        arrays += datasets.load(cfg.dataset, split, input_shape, cfg.data_dir, limit)
-    return check_data(cfg, tuple(arrays))
-
-
-def check_data(cfg: RunConfig, data: Arrays) -> Arrays:
-    """Inputs and labels as the model expects them: images (floats) and class labels, or,
-    for a token dataset, token ids `(n, length)` in `[0, num_classes)` for both."""
-    card = registry.get_card(cfg.model)
-    _, input_shape, num_classes = registry.training_spec(cfg.model, cfg.model_overrides)
-    if not isinstance(data, tuple | list) or len(data) != 4:
-        got = f"{len(data)} items" if isinstance(data, tuple | list) else type(data).__name__
-        raise InputError(f"data must be (x_train, y_train, x_test, y_test), got {got}")
-    x_train, y_train, x_test, y_test = data
-    tokens = datasets.is_tokens(cfg.dataset)  # that it suits the model: RunConfig.check
-    for x, y in ((x_train, y_train), (x_test, y_test)):
-        if tokens:
-            pipeline.validate_tokens(x, num_classes)
-            if x.shape[1:] != tuple(input_shape):
-                raise InputError(f"inputs of length {input_shape[0]} expected, got {x.shape}")
-            pipeline.validate_tokens(y, num_classes, len(x), what="labels")
-        else:
-            pipeline.validate_inputs(x, input_shape, card.input_layout)
-            pipeline.validate_labels(y, num_classes, len(x))
-    if len(x_train) < cfg.batch_size:
-        raise InputError(
-            f"{len(x_train)} training examples cannot fill one batch of {cfg.batch_size}"
-        )
-    return data
 
 
 class Interrupted(KeyboardInterrupt):
@@ -270,16 +78,18 @@ class _StopSignal:
 
 
 class _Tally:
-    """Training metrics read back from the device: epoch means, the loss curve, skipped steps."""
+    """Training metrics read back from the device: epoch means of the learner's `metrics`,
+    the curve of the first, skipped steps."""
 
-    def __init__(self):
+    def __init__(self, metrics: tuple[str, ...]):
+        self.metrics = metrics
         self.curve: list[tuple[int, float]] = []
         self.skipped = 0
         self.new_epoch()
 
     def new_epoch(self) -> None:
-        self.sums = {"loss": 0.0, "accuracy": 0.0}
-        self.count = 0
+        self.sums = dict.fromkeys(self.metrics, 0.0)
+        self.counts = dict.fromkeys(self.metrics, 0)
 
     def add(self, metrics: list[dict], step: int, epoch: int, nan_policy: str) -> None:
         """Metrics of steps `step - len(metrics) + 1 … step`; applies the NaN policy."""
@@ -295,25 +105,37 @@ class _Tally:
                 self.skipped += 1
                 continue
             for key in self.sums:
-                self.sums[key] += _scalar(m[key])
-            self.count += 1
-            self.curve.append((at, _scalar(m["loss"])))
+                if key in m:  # a learner's step may report only some of its metrics
+                    self.sums[key] += _scalar(m[key])
+                    self.counts[key] += 1
+            self.curve.append((at, _scalar(m[self.metrics[0]])))
 
-    def mean(self, key: str) -> float:
-        return self.sums[key] / max(self.count, 1)
+    def mean(self, key: str) -> float | None:
+        """The epoch's mean of `key`; None where no step of the epoch reported it."""
+        return self.sums[key] / self.counts[key] if self.counts[key] else None
 
     def describe(self) -> str:
-        return f"loss {self.mean('loss'):.4f} acc {self.mean('accuracy'):.4f}"
+        return _describe({key: self.mean(key) for key in self.metrics})
 
 
-def _evaluate(steps, state, x, y, batch_size: int) -> dict[str, float]:
+def _describe(values: dict[str, float | None]) -> str:
+    """`loss 0.1234 acc 0.9876`: the progress bar's and the epoch line's form."""
+    shown = {key: value for key, value in values.items() if value is not None}
+    return " ".join(f"{_SHORT.get(key, key)} {value:.4f}" for key, value in shown.items())
+
+
+_SHORT = {"accuracy": "acc"}
+
+
+def _evaluate(steps, state, x, y, batch_size: int, metrics: tuple[str, ...]) -> dict[str, float]:
+    """The learner's metrics over `(x, y)`: its evaluation sums added up, divided by `count`."""
     totals = None
     for batch in pipeline.eval_batches(x, y, batch_size):
         sums = steps.evaluate(state, steps.put_batch(batch))
         totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
     totals = jax.device_get(totals)
     count = float(totals["count"])
-    return {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count}
+    return {key: float(totals[key]) / count for key in metrics}
 
 
 def _eval_batch_size(num_devices: int) -> int:
@@ -324,7 +146,15 @@ def _scalar(x) -> float:
     return float(np.asarray(x).reshape(-1)[0])  # pmap returns one (equal) copy per device
 
 
-def _plot(run_dir: Path, curve: list[tuple[int, float]], epochs: list[dict], title: str) -> None:
+def _plot(
+    run_dir: Path,
+    curve: list[tuple[int, float]],
+    epochs: list[dict],
+    title: str,
+    metrics: tuple[str, ...],
+) -> None:
+    """`curves.png`: the training curve of the first metric by step, and the second (the
+    first when there is one) by epoch, train and test."""
     try:
         import matplotlib
 
@@ -332,14 +162,14 @@ def _plot(run_dir: Path, curve: list[tuple[int, float]], epochs: list[dict], tit
         import matplotlib.pyplot as plt
     except ImportError:
         return
+    first, second = metrics[0], metrics[min(1, len(metrics) - 1)]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.plot([s for s, _ in curve], [v for _, v in curve], lw=1)
-    ax1.set(xlabel="step", ylabel="training loss", yscale="log", title=title)
-    ax2.plot([e["epoch"] for e in epochs], [e["test_accuracy"] for e in epochs], "o-", label="test")
-    ax2.plot(
-        [e["epoch"] for e in epochs], [e["train_accuracy"] for e in epochs], "s--", label="train"
-    )
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax1.set(xlabel="step", ylabel=f"training {first}", yscale="log", title=title)
+    epoch = [e["epoch"] for e in epochs]
+    ax2.plot(epoch, [e[f"test_{second}"] for e in epochs], "o-", label="test")
+    ax2.plot(epoch, [e[f"train_{second}"] for e in epochs], "s--", label="train")
+    ax2.set(xlabel="epoch", ylabel=second, title=second)
     ax2.legend()
     fig.tight_layout()
     fig.savefig(run_dir / "curves.png", dpi=110)
@@ -434,13 +264,15 @@ def fit(
     way). `run_dir=None` trains without writing anything. `log` receives one line per epoch
     (default: stderr).
     """
-    cfg = config.resolved()
-    check_build(cfg)  # overrides it cannot be built with fail before the data loads
+    run = resolve(config)  # the card, defaults and options, once
+    cfg = run.config
+    run.check_build()  # overrides it cannot be built with fail before the data loads
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     progress = sys.stderr.isatty() if progress is None else progress
-    x_train, y_train, x_test, y_test = check_data(cfg, data) if data is not None else load_data(cfg)
+    x_train, y_train, x_test, y_test = run.check_data(data) if data is not None else run.load_data()
 
-    learner = build_learner(cfg, cfg.epochs * (len(x_train) // cfg.batch_size))
+    learner = run.learner(cfg.epochs * (len(x_train) // cfg.batch_size))
+    names = learner.metrics  # what the learner reports (loss, accuracy, ...)
     steps = compile_steps(learner, cfg.parallel, cfg.devices)
     if cfg.batch_size % steps.num_devices:
         raise ZooError(
@@ -462,7 +294,7 @@ def fit(
     per_epoch = n // cfg.batch_size
     total_steps = cfg.epochs * per_epoch
     step = int(state.step)
-    tally = _Tally()
+    tally = _Tally(names)
     compile_s = None
     train_time, train_images = 0.0, 0
     eval_bs = _eval_batch_size(steps.num_devices)
@@ -503,30 +335,30 @@ def fit(
                     if stop.received:
                         save(step)
                         raise Interrupted(stop.received, step, saved=ckpt is not None)
+                if epoch == cfg.epochs - 1:  # a closed-form learner solves here
+                    dev_state = steps.finalize(dev_state)
                 train_time += time.perf_counter() - t_epoch
-                test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
-                if cfg.nan_policy == "stop" and not math.isfinite(test["loss"]):
-                    # the step's guard sees the loss and the gradient, not the update: a NaN
-                    # learning rate's update shows here, before it is saved
-                    raise NonFiniteError(
-                        f"the test loss after epoch {epoch + 1} is {test['loss']}: the "
-                        "parameters are no longer finite (is the learning rate?)"
-                    )
+                test = _evaluate(steps, dev_state, x_test, y_test, eval_bs, names)
+                for name, value in test.items():
+                    if cfg.nan_policy == "stop" and not math.isfinite(value):
+                        # the step's guard sees the loss and the gradient, not the update: a
+                        # NaN learning rate's update shows here, before it is saved
+                        raise NonFiniteError(
+                            f"the test {name} after epoch {epoch + 1} is {value}: the "
+                            "parameters are no longer finite (is the learning rate?)"
+                        )
                 record = {
                     "epoch": epoch + 1,
                     "step": step,
-                    "train_loss": tally.mean("loss"),
-                    "train_accuracy": tally.mean("accuracy"),
-                    "test_loss": test["loss"],
-                    "test_accuracy": test["accuracy"],
+                    **{f"train_{name}": tally.mean(name) for name in names},
+                    **{f"test_{name}": value for name, value in test.items()},
                     "images_per_s": train_images / train_time if train_images else None,
                     "wall_s": time.perf_counter() - t_run,
                 }
                 epoch_log.append(record)
                 log(
-                    f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
-                    f"acc {record['train_accuracy']:.4f} | test loss {test['loss']:.4f} "
-                    f"acc {test['accuracy']:.4f}"
+                    f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: {tally.describe()} | test "
+                    f"{_describe(test)}"
                 )
                 if run_path is not None:
                     with open(run_path / "metrics.jsonl", "a") as f:
@@ -540,15 +372,13 @@ def fit(
 
     final_state = steps.get_state(dev_state)
     if not epoch_log:  # resumed a finished run: evaluate what was restored
-        test = _evaluate(steps, dev_state, x_test, y_test, eval_bs)
+        test = _evaluate(steps, dev_state, x_test, y_test, eval_bs, names)
         epoch_log.append(
             {
                 "epoch": cfg.epochs,
                 "step": step,
-                "test_loss": test["loss"],
-                "test_accuracy": test["accuracy"],
-                "train_loss": None,
-                "train_accuracy": None,
+                **{f"test_{name}": value for name, value in test.items()},
+                **{f"train_{name}": None for name in names},
             }
         )
     if ckpt is not None:
@@ -567,8 +397,8 @@ def fit(
         "steps": step,
         "batch_size": cfg.batch_size,
         "params": num_params,
-        "train": {"loss": last["train_loss"], "accuracy": last["train_accuracy"]},
-        "test": {"loss": last["test_loss"], "accuracy": last["test_accuracy"]},
+        "train": {name: last[f"train_{name}"] for name in names},
+        "test": {name: last[f"test_{name}"] for name in names},
         "wall_s": time.perf_counter() - t_run,
         "compile_s": compile_s,
         "images_per_s": train_images / train_time if train_images else None,
@@ -587,8 +417,9 @@ def fit(
         _plot(
             run_path,
             tally.curve,
-            [e for e in epoch_log if e.get("train_accuracy") is not None],
+            [e for e in epoch_log if e.get(f"train_{names[0]}") is not None],
             f"{cfg.model} on {cfg.dataset}",
+            names,
         )
     summary["state"] = final_state
     return summary
@@ -597,7 +428,11 @@ def fit(
 def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
     """`(config, learner, state, meta)` of the latest checkpoint of a run directory (digest
     verified). `data_dir` replaces the stored config's."""
-    run_path = Path(run_dir)
+    run, learner, state, meta = _restore(Path(run_dir), data_dir)
+    return run.config, learner, state, meta
+
+
+def _restore(run_path: Path, data_dir: str | None):
     config_file = run_path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{run_path} is not a run directory (no config.json)")
@@ -607,39 +442,42 @@ def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
         cfg = RunConfig(**{k: v for k, v in fields.items() if k in known})
         if data_dir is not None:
             cfg.data_dir = data_dir
-        cfg = cfg.resolved()
+        run = resolve(cfg)
     except ZooError:
         raise
     except (ValueError, TypeError, AttributeError) as err:  # not JSON, not a dict, a field's type
         raise CheckpointError(f"{config_file} is not a run's config: {err}") from None
     ckpt = Checkpointer(run_path / "checkpoints")
     try:
-        if diff := _difference_from_checkpoint(ckpt, cfg):  # an edited config.json: say so
+        if diff := _difference_from_checkpoint(ckpt, run.config):  # an edited config.json
             raise CheckpointError(
                 f"{config_file} does not match the run's checkpoint ({'; '.join(diff)})"
             )
-        _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-        learner = build_learner(cfg)
-        sample = {"inputs": datasets.sample_inputs(cfg.dataset, input_shape)}
-        abstract = learner.init(jax.random.PRNGKey(0), sample)
+        learner = run.learner()
+        abstract = learner.init(jax.random.PRNGKey(0), run.sample_batch())
         state, meta = ckpt.restore(jax.tree.map(np.asarray, abstract))
     finally:
         ckpt.close()
-    return cfg, learner, state, meta
+    return run, learner, state, meta
+
+
+def evaluate_state(run: Run, learner, state, split: str = "test") -> dict[str, float]:
+    """The learner's metrics of `state` on one split of the run's dataset (its test_limit
+    applies to every split but train, whose train_limit does)."""
+    x, y = run.load_split(split)
+    steps = compile_steps(learner, "none", 1)
+    state = steps.put_state(state)
+    return _evaluate(steps, state, x, y, _eval_batch_size(1), learner.metrics)
 
 
 def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dict[str, Any]:
     """Restore the latest checkpoint of `run_dir` and evaluate it on the test split."""
     run_path = Path(run_dir)
-    cfg, learner, state, meta = restore_run(run_path, data_dir)
-    _, input_shape, _ = registry.training_spec(cfg.model, cfg.model_overrides)
-    x_test, y_test = datasets.load(cfg.dataset, "test", input_shape, cfg.data_dir, cfg.test_limit)
-    steps = compile_steps(learner, "none", 1)
-    test = _evaluate(steps, steps.put_state(state), x_test, y_test, _eval_batch_size(1))
+    run, learner, state, meta = _restore(run_path, data_dir)
     return {
         "run_dir": str(run_path),
-        "model": cfg.model,
-        "dataset": cfg.dataset,
+        "model": run.config.model,
+        "dataset": run.config.dataset,
         "step": meta["step"],
-        "test": test,
+        "test": evaluate_state(run, learner, state),
     }

@@ -18,8 +18,8 @@ In all three the state argument is donated, and the step key is `fold_in(state.r
 state.step)`, so the same seed gives the same run wherever it is compiled. Wrapping the
 step function with `max_traces` (chex.assert_max_traces) turns any recompile into an error.
 On the CPU the jitted steps (`none`, `sharded`) are compiled with
-`layers.compiler_options()`: XLA's own convolutions instead of YNNPACK's, the faster ones
-here (`zoo_jax/models/layers.py` has the measurements). `jax.pmap` takes no compiler options;
+`lowering.compiler_options()`: XLA's own convolutions instead of YNNPACK's, the faster ones
+here (`docs/performance.md` has the measurements). `jax.pmap` takes no compiler options;
 its CPU steps keep XLA's defaults.
 """
 
@@ -36,9 +36,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from zoo_jax import lowering
 from zoo_jax.errors import ZooError
-from zoo_jax.learners import Learner
-from zoo_jax.models import layers
+from zoo_jax.learners.base import Learner
 from zoo_jax.train.state import TrainState
 
 PARALLEL = ("none", "pmap", "sharded")
@@ -58,6 +58,7 @@ def eval_step(learner: Learner, state: TrainState, batch, *, axis_name=None):
 class CompiledSteps:
     train: Callable[[Any, Any], tuple[Any, dict]]
     evaluate: Callable[[Any, Any], dict]
+    finalize: Callable[[Any], Any]  # the learner's `finalize`, on the placed state
     put_state: Callable[[TrainState], Any]
     put_batch: Callable[[dict], Any]
     get_state: Callable[[Any], TrainState]
@@ -91,7 +92,7 @@ def compile_steps(
     if parallel not in PARALLEL:
         raise ZooError(f"--parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}")
     traces = {"train": 0, "evaluate": 0}
-    jit = partial(jax.jit, compiler_options=layers.compiler_options())
+    jit = partial(jax.jit, compiler_options=lowering.compiler_options())
 
     def guard(fn, name):
         def traced(*args, **kwargs):
@@ -106,8 +107,11 @@ def compile_steps(
         device = _check_devices(1, parallel)[0]
         train = jit(guard(partial(train_step, learner), "train"), donate_argnums=0)
         evaluate = jit(guard(partial(eval_step, learner), "evaluate"))
+        finalize = jit(learner.finalize, donate_argnums=0)
         put = lambda tree: jax.device_put(tree, device)
-        return CompiledSteps(train, evaluate, put, put, jax.device_get, 1, parallel, traces)
+        return CompiledSteps(
+            train, evaluate, finalize, put, put, jax.device_get, 1, parallel, traces
+        )
 
     devs = _check_devices(devices, parallel)
     k = len(devs)
@@ -131,6 +135,7 @@ def compile_steps(
             devices=devs,
         )
         evaluate_first = lambda state, batch: _first_replica(evaluate(state, batch))
+        finalize = jax.pmap(learner.finalize, axis_name=axis, devices=devs, donate_argnums=0)
 
         # A pmapped identity places host arrays whose leading axis is the device axis; the
         # same axis name gives the same sharding as the step's outputs (else: a retrace).
@@ -145,7 +150,7 @@ def compile_steps(
         )
         get_state = lambda state: jax.device_get(_first_replica(state))
         return CompiledSteps(
-            train, evaluate_first, put_state, put_batch, get_state, k, parallel, traces
+            train, evaluate_first, finalize, put_state, put_batch, get_state, k, parallel, traces
         )
 
     mesh = Mesh(np.array(devs), ("data",))
@@ -171,9 +176,16 @@ def compile_steps(
             for name, x in batch.items()
         }
 
+    finalize = jit(
+        learner.finalize,
+        in_shardings=(replicated,),
+        out_shardings=replicated,
+        donate_argnums=0,
+    )
     return CompiledSteps(
         train,
         evaluate,
+        finalize,
         lambda state: jax.device_put(state, replicated),
         put_batch,
         jax.device_get,

@@ -1,4 +1,4 @@
-"""The CPU lowerings in layers.py equal XLA's convolution and Flax's pooling, values and grads."""
+"""The CPU lowerings (`zoo_jax.lowering`) equal XLA's convolution and Flax's pooling, values and grads."""
 
 import flax.linen as nn
 import jax
@@ -8,8 +8,10 @@ import pytest
 from jax import lax
 
 import zoo_jax
+from zoo_jax import lowering
 from zoo_jax.errors import ZooError
-from zoo_jax.models import layers
+from zoo_jax.lowering import convolution
+from zoo_jax.models import blocks, checks
 
 
 def normal(rng, shape):
@@ -37,7 +39,7 @@ def test_im2col_equals_xla_convolution(padding, kernel, stride, size):
     ref = lambda x, w: lax.conv_general_dilated(
         x, w, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
-    ours = lambda x, w: layers.conv2d_im2col(x, w, (stride, stride), padding)
+    ours = lambda x, w: convolution.conv2d_im2col(x, w, (stride, stride), padding)
     assert_same_values_and_gradients(ours, ref, x, w)
 
 
@@ -52,13 +54,13 @@ def test_grouped_im2col_equals_xla_grouped_convolution(groups, cin, cout, stride
         x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
         feature_group_count=groups,
     )  # fmt: skip
-    ours = lambda x, w: layers.conv2d_im2col(x, w, (stride, stride), "SAME", groups)
+    ours = lambda x, w: convolution.conv2d_im2col(x, w, (stride, stride), "SAME", groups)
     assert_same_values_and_gradients(ours, ref, x, w)
 
 
 def test_conv2d_has_nn_conv_parameters_and_values():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
-    ours = layers.Conv2D(5, (3, 3), padding="SAME", implementation="im2col")
+    ours = blocks.Conv2D(5, (3, 3), padding="SAME", implementation="im2col")
     ref = nn.Conv(5, (3, 3), padding="SAME")
     variables = ref.init(jax.random.PRNGKey(1), x)
     assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
@@ -74,11 +76,11 @@ def test_conv2d_has_nn_conv_parameters_and_values():
     ("kernel", "strides"), [((3, 3), (2, 2)), ((4, 2), (2, 3)), ((1, 1), (1, 1)), ((2, 2), (3, 3))]
 )
 def test_conv_transpose_equals_flax(padding, kernel, strides):
-    """`layers.ConvTranspose` is `nn.ConvTranspose(transpose_kernel=True)`: the same
+    """`blocks.ConvTranspose` is `nn.ConvTranspose(transpose_kernel=True)`: the same
     parameters drawn by the same key, values and gradients."""
     rng = np.random.default_rng(kernel[0] * 10 + strides[1])
     x = normal(rng, (2, 5, 6, 3))
-    ours = layers.ConvTranspose(4, kernel, strides, padding)
+    ours = blocks.ConvTranspose(4, kernel, strides, padding)
     ref = nn.ConvTranspose(4, kernel, strides, padding, transpose_kernel=True)
     key = jax.random.PRNGKey(2)
     variables = jax.jit(ref.init)(key, x)
@@ -97,11 +99,11 @@ def test_conv_transpose_on_cpu_has_no_dilated_kernel_in_its_gradient():
     ref = lambda x, w: lax.conv_transpose(
         x, w, (2, 2), "SAME", transpose_kernel=True, dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
-    ours = lambda x, w: layers.conv_transpose(x, w, (2, 2))
+    ours = lambda x, w: lowering.conv_transpose(x, w, (2, 2))
     hlo = lambda f: jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1))).lower(x, w)
     assert "rhs_dilate" in hlo(ref).compile().as_text()
     assert "rhs_dilate" not in hlo(ours).compile().as_text()
-    with layers.plain_lowering():  # how `zoo-jax bench` counts FLOPs: JAX's own gradient
+    with lowering.plain_lowering():  # how `zoo-jax bench` counts FLOPs: JAX's own gradient
         assert "rhs_dilate" in hlo(lambda x, w: ours(x, w)).compile().as_text()
     tangents = (normal(rng, x.shape), normal(rng, w.shape))
     np.testing.assert_allclose(
@@ -110,7 +112,7 @@ def test_conv_transpose_on_cpu_has_no_dilated_kernel_in_its_gradient():
         rtol=1e-5, atol=1e-5,
     )  # fmt: skip
     with pytest.raises(ZooError, match="SAME or VALID"):
-        layers.conv_transpose(x, w, (2, 2), "CIRCULAR")
+        lowering.conv_transpose(x, w, (2, 2), "CIRCULAR")
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
@@ -118,7 +120,7 @@ def test_conv_transpose_on_cpu_has_no_dilated_kernel_in_its_gradient():
 def test_max_pool_equals_flax(padding, size):
     x = normal(np.random.default_rng(size), (2, size, size, 3))
     ref = lambda x: nn.max_pool(x, (2, 2), (2, 2), padding)
-    ours = lambda x: layers.max_pool(x, (2, 2), padding=padding)
+    ours = lambda x: lowering.max_pool(x, (2, 2), padding=padding)
     np.testing.assert_array_equal(jax.jit(ours)(x), jax.jit(ref)(x))
     grad = lambda pool: jax.jit(jax.grad(lambda x: jnp.sum(pool(x) ** 2)))
     np.testing.assert_allclose(grad(ours)(x), grad(ref)(x), rtol=1e-6)
@@ -137,9 +139,9 @@ def test_overlapping_max_pool_equals_flax_with_ties(window, stride, padding):
     x = rng.integers(0, 3, (2, 11, 10, 3)).astype(np.float32)
     out_shape = jax.eval_shape(lambda x: nn.max_pool(x, (window,) * 2, (stride,) * 2, padding), x)
     cotangent = normal(rng, out_shape.shape)
-    pads = tuple(tuple(p) for p in layers._pads(x, (window,) * 2, (stride,) * 2, padding))
+    pads = tuple(tuple(p) for p in convolution.conv_pads(x, (window,) * 2, (stride,) * 2, padding))
     results = []
-    for pool in (nn.max_pool, layers.overlapping_max_pool):
+    for pool in (nn.max_pool, convolution.overlapping_max_pool):
 
         @jax.jit
         def value_and_vjp(x, pool=pool):
@@ -148,7 +150,7 @@ def test_overlapping_max_pool_equals_flax_with_ties(window, stride, padding):
 
         results.append(value_and_vjp(x))
     if jax.default_backend() == "cpu":  # `max_pool` takes it for stride 1 only
-        _, vjp = jax.vjp(lambda x: layers.max_pool(x, (window,) * 2, (stride,) * 2, padding), x)
+        _, vjp = jax.vjp(lambda x: lowering.max_pool(x, (window,) * 2, (stride,) * 2, padding), x)
         has_scatter = "select_and_scatter" in str(jax.make_jaxpr(vjp)(cotangent))
         assert has_scatter == (stride != 1)
     np.testing.assert_array_equal(results[0][0], results[1][0])
@@ -172,8 +174,8 @@ def test_conv2d_on_cpu_is_xlas_except_where_that_is_slow(shape, groups, lowering
     convolution, grouped or dense (block-diagonal), or none (im2col)."""
     if jax.default_backend() != "cpu":
         pytest.skip("the choice is the CPU's")
-    assert layers.cpu_lowering(shape, (3, 3), groups) == lowering
-    conv = layers.Conv2D(shape[-1], (3, 3), feature_group_count=groups, use_bias=False)
+    assert convolution.cpu_lowering(shape, (3, 3), groups) == lowering
+    conv = blocks.Conv2D(shape[-1], (3, 3), feature_group_count=groups, use_bias=False)
     x = jnp.zeros(shape)
     variables = conv.init(jax.random.PRNGKey(0), x)
     eqns = [e for e in jax.make_jaxpr(conv.apply)(variables, x).eqns
@@ -185,9 +187,9 @@ def test_conv2d_on_cpu_is_xlas_except_where_that_is_slow(shape, groups, lowering
 
 def test_conv2d_kernels_beyond_11x11_are_not_unrolled_into_slices():
     """`--set kernel_size=100000` traced 10^10 im2col slices (a hang); now XLA's convolution."""
-    assert layers.cpu_lowering((2, 2, 2, 4), (11, 11), 1) == "im2col"
-    assert layers.cpu_lowering((2, 2, 2, 4), (12, 11), 1) == "xla"
-    assert layers.cpu_lowering((2, 28, 28, 8), (100_000, 100_000), 2) == "xla"
+    assert convolution.cpu_lowering((2, 2, 2, 4), (11, 11), 1) == "im2col"
+    assert convolution.cpu_lowering((2, 2, 2, 4), (12, 11), 1) == "xla"
+    assert convolution.cpu_lowering((2, 28, 28, 8), (100_000, 100_000), 2) == "xla"
     model = zoo_jax.get_model("cnn_tf", kernel_size=100_000)  # SAME padding: it fits
     jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, 28, 28, 1), float))
 
@@ -201,10 +203,10 @@ def test_block_diagonal_equals_xla_grouped_convolution(groups, cin, cout, stride
     depthwise (groups = channels), values and gradients (the kernel's only in its blocks)."""
     rng = np.random.default_rng(groups)
     x, w = normal(rng, (2, 9, 8, cin)), normal(rng, (3, 3, cin // groups, cout))
-    ref = lambda x, w: layers.conv2d(x, w, (stride, stride), padding, groups, "xla")
-    ours = lambda x, w: layers.conv2d(x, w, (stride, stride), padding, groups, "block_diagonal")
+    ref = lambda x, w: lowering.conv2d(x, w, (stride, stride), padding, groups, "xla")
+    ours = lambda x, w: lowering.conv2d(x, w, (stride, stride), padding, groups, "block_diagonal")
     assert_same_values_and_gradients(ours, ref, x, w)
-    dense = layers.block_diagonal(w, groups)
+    dense = convolution.block_diagonal(w, groups)
     assert dense.shape == (3, 3, cin, cout)
     assert int(np.sum(np.asarray(dense) != 0)) == w.size  # every weight once, zeros elsewhere
 
@@ -214,25 +216,25 @@ def test_plain_lowering_counts_a_grouped_convolutions_own_flops():
     (as `zoo-jax bench` counts a model's FLOPs), the count is the grouped convolution's.
     Each count traces a new function: a cached trace would keep its lowering."""
     x, w = jnp.ones((2, 8, 8, 32)), jnp.ones((3, 3, 1, 32))
-    conv = lambda x, w: layers.conv2d(x, w, padding="VALID", groups=32)
+    conv = lambda x, w: lowering.conv2d(x, w, padding="VALID", groups=32)
     flops = lambda: jax.jit(lambda x, w: conv(x, w)).lower(x, w).cost_analysis()["flops"]
     grouped = 2 * 2 * 6 * 6 * 9 * 1 * 32  # batch · positions · taps · inputs per group · outputs
-    with layers.plain_lowering():
+    with lowering.plain_lowering():
         assert flops() == grouped
     if jax.default_backend() == "cpu":
         assert flops() == pytest.approx(32 * grouped, rel=0.01)  # + the mask's products
     with pytest.raises(ZooError, match="implementation must be"):
-        layers.conv2d(x, w, groups=32, implementation="winograd")
+        lowering.conv2d(x, w, groups=32, implementation="winograd")
 
 
 def test_cpu_fusion_barrier_is_the_identity_with_its_gradient():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 3, 4))
-    step = jax.jit(jax.value_and_grad(lambda x: jnp.sum(jnp.sin(layers.cpu_fusion_barrier(x)))))
+    step = jax.jit(jax.value_and_grad(lambda x: jnp.sum(jnp.sin(lowering.cpu_fusion_barrier(x)))))
     value, grad = step(x)
     np.testing.assert_array_equal(value, jnp.sum(jnp.sin(x)))
     np.testing.assert_array_equal(grad, jnp.cos(x))
     negative = -jnp.abs(x)  # the predicate (first element > 0) false: the other branch
-    np.testing.assert_array_equal(jax.jit(layers.cpu_fusion_barrier)(negative), negative)
+    np.testing.assert_array_equal(jax.jit(lowering.cpu_fusion_barrier)(negative), negative)
 
 
 def _residual_stream_flops(depth: int, barrier: bool) -> float:
@@ -246,11 +248,11 @@ def _residual_stream_flops(depth: int, barrier: bool) -> float:
             )
             y = (y - y.mean((0, 1, 2))) * lax.rsqrt(y.var((0, 1, 2)) + 1e-5)
             x = nn.relu(y + x)
-            x = layers.cpu_fusion_barrier(x) if barrier else x
+            x = lowering.cpu_fusion_barrier(x) if barrier else x
         return jnp.mean(x**2)
 
     kernels = [jnp.full((1, 1, 16, 16), 0.01)] * depth
-    step = jax.jit(jax.grad(loss), compiler_options=layers.compiler_options())
+    step = jax.jit(jax.grad(loss), compiler_options=lowering.compiler_options())
     cost = step.lower(kernels, jnp.ones((8, 8, 8, 16))).compile().cost_analysis()
     return (cost[0] if isinstance(cost, list) else cost)["flops"]
 
@@ -277,7 +279,7 @@ def test_bernoulli_is_jax_random_bernoulli_bit_for_bit():
         out = []
         for i, (shape, p) in enumerate(BERNOULLI_CASES):
             for key in (jax.random.fold_in(raw_key, i), jax.random.wrap_key_data(raw_key)):
-                out.append((layers.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape)))
+                out.append((lowering.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape)))
         return out
 
     for seed in (0, 7):
@@ -293,7 +295,7 @@ def test_bernoulli_on_cpu_is_unrolled_and_computed_once():
         pytest.skip("the fast path is the CPU's")
     key = jax.random.PRNGKey(0)
     hlo = lambda f: jax.jit(lambda k: f(k, 0.5, (16, 16))).lower(key).compile().as_text()
-    ours, ref = hlo(layers.bernoulli), hlo(jax.random.bernoulli)
+    ours, ref = hlo(lowering.bernoulli), hlo(jax.random.bernoulli)
     assert " while(" not in ours and " conditional(" in ours
     assert " while(" in ref and " conditional(" not in ref
 
@@ -309,11 +311,11 @@ def test_dropout_equals_flax_dropout_values_and_gradients(rate, broadcast_dims):
         loss = lambda x: jnp.sum(jnp.sin(module.apply({}, x, deterministic=False, rngs=rngs)))
         return jax.jit(jax.value_and_grad(loss))(x)
 
-    ours = value_and_grad(layers.Dropout(rate, broadcast_dims))
+    ours = value_and_grad(blocks.Dropout(rate, broadcast_dims))
     ref = value_and_grad(nn.Dropout(rate, broadcast_dims))
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_array_equal(a, b)
-    same = layers.Dropout(rate).apply({}, x, deterministic=True)
+    same = blocks.Dropout(rate).apply({}, x, deterministic=True)
     np.testing.assert_array_equal(same, x)
 
 
@@ -333,7 +335,7 @@ def test_layer_stacks_over_the_device_memory_fail_before_they_are_built(
     card = zoo_jax.get_card(name)
     shape = card.small_input_shape or card.input_shape
     calls = []
-    monkeypatch.setattr(layers, "check_stack", lambda *args: calls.append(args))
+    monkeypatch.setattr(checks, "check_stack", lambda *args: calls.append(args))
     counts = [
         zoo_jax.registry._count(zoo_jax.get_model(name, **small, **{field: n}), shape, card)
         for n in (1, 2)
@@ -341,7 +343,7 @@ def test_layer_stacks_over_the_device_memory_fail_before_they_are_built(
     params_each = calls[-1][3]
     assert calls[-1][1:3] == (field, 2) and 0 < params_each <= counts[1] - counts[0]
     monkeypatch.undo()
-    monkeypatch.setattr(layers, "memory_bytes", lambda: 4 * params_each * 3)
+    monkeypatch.setattr(checks, "memory_bytes", lambda: 4 * params_each * 3)
     zoo_jax.registry._count(zoo_jax.get_model(name, **small, **{field: 3}), shape, card)
     with pytest.raises(ZooError, match=rf"{field} = 4 needs at least .* GiB for the parameters"):
         zoo_jax.registry._count(zoo_jax.get_model(name, **small, **{field: 4}), shape, card)

@@ -1,0 +1,51 @@
+"""How each kind of model learns: one protocol (`base.Learner`), one file per kind.
+
+A card names its learner by a key of `LEARNERS`; `get` looks it up. Adding a kind of
+learning rule adds its file here and one line below.
+"""
+
+from zoo_jax.errors import UnknownNameError
+from zoo_jax.learners.base import (
+    Learner,
+    LearnerDefaults,
+    apply_gradients,
+    init_players,
+    mean_over,
+    new_state,
+    sum_over,
+)
+from zoo_jax.learners.decoder import ClassDecoderLearner, shift_images
+from zoo_jax.learners.gradient import AUX_WEIGHT, GradientLearner
+from zoo_jax.learners.translation import TranslationLearner
+
+LEARNERS: dict[str, type] = {
+    "gradient": GradientLearner,
+    "class_decoder": ClassDecoderLearner,
+    "translation": TranslationLearner,
+}
+
+
+def get(name: str) -> type:
+    """The learner class registered as `name`; unknown names list close matches."""
+    try:
+        return LEARNERS[name]
+    except KeyError:
+        raise UnknownNameError("learner", name, LEARNERS) from None
+
+
+__all__ = [
+    "AUX_WEIGHT",
+    "LEARNERS",
+    "ClassDecoderLearner",
+    "GradientLearner",
+    "Learner",
+    "LearnerDefaults",
+    "TranslationLearner",
+    "apply_gradients",
+    "get",
+    "init_players",
+    "mean_over",
+    "new_state",
+    "shift_images",
+    "sum_over",
+]
