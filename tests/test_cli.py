@@ -146,6 +146,36 @@ def test_bench_takes_model_overrides(capsys):
     assert result["forward_flops_per_image"] >= 2 * (784 * 32 + 32 * 10)
 
 
+def test_bench_plain_lowering_compiles_without_the_fast_paths(capsys, monkeypatch):
+    """`--lowering plain` is the other side of docs/performance.md's A/Bs: the step is
+    compiled inside `plain_lowering`, so the CPU's convolution lowering is never asked."""
+    from zoo_jax.lowering import convolution
+
+    asked = []
+    real = convolution.cpu_lowering
+    monkeypatch.setattr(convolution, "cpu_lowering", lambda *a: asked.append(a) or real(*a))
+    code, out, _ = _run(capsys, "bench", "--model", "cnn", "--steps", "3", "--batch-size", "8",
+                        "--set", "features=[4,4,4]", "--lowering", "plain")  # fmt: skip
+    result = json.loads(out)
+    assert code == 0 and result["lowering"] == "plain" and result["train_step_compiles"] == 1
+    assert not [shape for shape, *_ in asked if shape[0] == 8]  # (1: the build check's trace)
+    code, out, _ = _run(capsys, "bench", "--model", "cnn", "--steps", "3", "--batch-size", "8",
+                        "--set", "features=[4,4,4]")  # fmt: skip
+    assert code == 0 and "lowering" not in json.loads(out)
+    assert [shape for shape, *_ in asked if shape[0] == 8]
+
+
+def test_list_chart_shows_each_node_and_its_models(capsys):
+    code, out, _ = _run(capsys, "list", "--chart", "--json")
+    rows = {r["chart_node"]: r for r in json.loads(out)}
+    assert code == 0 and len(rows) == 51
+    assert rows["seq2seq_attention"]["models"] == ["seq2seq"]
+    assert "resnet50" in rows["deep_residual_network"]["models"]
+    assert rows["capsule_network"]["models"] == []
+    code, out, _ = _run(capsys, "list", "--chart")
+    assert code == 0 and out.splitlines()[-1] == "21 of 51 chart nodes have a model"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -61,10 +61,10 @@ def prepare_bench(
             "labels": rng.integers(0, num_classes, batch_size).astype(np.int32),
         }
     learner = run.learner()
-    state = learner.init(jax.random.PRNGKey(0), batch)
-    num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
     # the step is traced and compiled at its first call: that is what `plain` must enclose
     with plain_lowering() if lowering == "plain" else contextlib.nullcontext():
+        state = learner.init(jax.random.PRNGKey(0), batch)
+        num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(state.params))
         compiled = compile_steps(learner, "none", 1)
         state = compiled.put_state(state)
         labels, batch = batch["labels"], compiled.put_batch(batch)

@@ -96,9 +96,9 @@ def test_a_non_finite_update_the_step_cannot_see_stops_the_run(tmp_path, mnist_f
     applies the update; the epoch's test loss shows it, before the state is saved."""
     import optax
 
-    from zoo_jax.train import loop
+    from zoo_jax.train import run
 
-    monkeypatch.setattr(loop, "build_optimizer", lambda cfg, total_steps=None: optax.sgd(np.nan))
+    monkeypatch.setattr(run, "build_optimizer", lambda cfg, total_steps=None: optax.sgd(np.nan))
     with pytest.raises(NonFiniteError, match="test loss after epoch 1 is nan"):
         x, y, x_test, y_test = mnist_flat  # one step: its update is the run's last
         fit(_cfg(epochs=1), tmp_path, data=(x[:64], y[:64], x_test, y_test))
