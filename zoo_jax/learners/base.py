@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from zoo_jax.errors import ZooError
 from zoo_jax.train.state import TrainState
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ class LearnerDefaults:
 
     @classmethod
     def from_config(cls, run: Run, total_steps: int | None = None) -> Learner:
-        raise NotImplementedError(f"{cls.__name__} cannot be built from a run config")
+        """A learner that trains registered cards builds itself here; one used only from
+        Python (built by hand) need not."""
+        raise ZooError(f"the {cls.__name__} learner cannot be built from a run config")
 
     @classmethod
     def check_config(cls, run: Run) -> None:
