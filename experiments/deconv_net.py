@@ -29,7 +29,8 @@ from zoo_jax import lowering
 from zoo_jax.data import datasets
 from zoo_jax.errors import ArgumentParser
 from zoo_jax.learners import shift_images
-from zoo_jax.train.loop import RunConfig, fit, load_data, restore_run
+from zoo_jax.train.loop import RunConfig, fit, restore_run
+from zoo_jax.train.run import load_data
 
 DATASETS = ("mnist", "fashion-mnist")
 JUDGE = "dcn"

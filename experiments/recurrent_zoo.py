@@ -36,7 +36,8 @@ from experiments import common
 from zoo_jax import registry
 from zoo_jax.data import pipeline
 from zoo_jax.errors import ArgumentParser, UnknownNameError
-from zoo_jax.train.loop import RunConfig, evaluate_state, fit, resolve
+from zoo_jax.train.loop import RunConfig, evaluate_state, fit
+from zoo_jax.train.run import resolve
 
 OUT = common.RESULTS_DIR / "recurrent_zoo"
 SMNIST_EPOCHS = 5

@@ -31,7 +31,8 @@ from experiments import common
 from zoo_jax import registry
 from zoo_jax.data import datasets, text
 from zoo_jax.errors import ArgumentParser
-from zoo_jax.train.loop import RunConfig, build_learner, fit
+from zoo_jax.train.loop import RunConfig, fit
+from zoo_jax.train.run import build_learner
 
 OUT = common.RESULTS_DIR / "seq2seq"
 EPOCHS = 3

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 from zoo_jax import activations, learners, losses, optim, registry
 from zoo_jax.bench import LOWERINGS, bench
 from zoo_jax.errors import ArgumentParser, ZooError, report, report_interrupt
-from zoo_jax.train.loop import RunConfig, check_build, evaluate_run, fit
+from zoo_jax.train.loop import RunConfig, evaluate_run, fit
+from zoo_jax.train.run import check_build
 
 
 def models_table(fmt: str) -> str:

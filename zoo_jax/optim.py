@@ -11,35 +11,9 @@ Defaults are the seeds' (`000_…` "优化者"), which are Keras's except where 
 says otherwise (AdaDelta lr 1.0, Adamax and Nadam lr 0.002; Keras 3 uses 0.001 for those).
 ε = 1e-7 everywhere (Keras's backend epsilon; optax's default is 1e-8).
 
-Notation: g gradient, α learning rate (a float or a schedule of the step t = 1, 2, …),
-all products element-wise. The chapter's printed formula is quoted where Keras differs.
-
-`sgd` — Robbins & Monro 1951; momentum: Polyak 1964. Keras `SGD(momentum, nesterov)`.
-    m ← μ·m − α·g;  w ← w + m   (μ = 0: w ← w − α·g)
-`nag` — Nesterov 1983, in the form of Sutskever et al. 2013. Keras `SGD(nesterov=True)`.
-    m ← μ·m − α·g;  w ← w + μ·m − α·g.
-    The chapter prints a dampened momentum m ← β·m + (1 − β)·g; Keras (and we) do not dampen.
-`rmsprop` — Hinton, Coursera lecture 6e (2012). Keras `RMSprop(rho, momentum, centered)`.
-    v ← ρ·v + (1 − ρ)·g²;  Δ = α·g / √(v + ε)   (centered: √(v − ḡ² + ε), ḡ the mean of g);
-    with momentum μ: m ← μ·m + Δ, w ← w − m; else w ← w − Δ. ε inside the root, as printed.
-`adagrad` — Duchi, Hazan & Singer, JMLR 2011. Keras `Adagrad`.
-    v ← v + g²  (v₀ = initial_accumulator_value = 0.1);  w ← w − α·g / √(v + ε).
-`adadelta` — Zeiler 2012, arXiv:1212.5701. Keras `Adadelta`.
-    v ← ρ·v + (1 − ρ)·g²;  Δ = −√(D + ε) / √(v + ε) · g;  D ← ρ·D + (1 − ρ)·Δ²;  w ← w + α·Δ.
-`adam` — Kingma & Ba, ICLR 2015. Keras `Adam(amsgrad)`.
-    m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;
-    w ← w − α·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε)   (`epsilon_placement="keras"`, default).
-    The paper puts ε against the corrected moment, m̂ / (√v̂ + ε) (`"paper"`, also optax's);
-    the chapter prints m̂ / √(v̂ + ε) (`"chapter"`). They differ when √v̂ is near ε.
-`adamax` — Kingma & Ba 2015, §7.1. Keras `Adamax`.
-    m ← β₁·m + (1 − β₁)·g;  u ← max(β₂·u, |g|);  w ← w − α/(1 − β₁ᵗ) · m / (u + ε).
-    The chapter prints no ε; optax puts it inside the max, which is why this is ours.
-`nadam` — Dozat, "Incorporating Nesterov momentum into Adam", ICLR workshop 2016.
-    Keras `Nadam`: a momentum schedule μₜ = β₁·(1 − ½·0.96ᵗ), Πₜ = μ₁⋯μₜ,
-    m̂ = μₜ₊₁·m / (1 − Πₜ₊₁) + (1 − μₜ)·g / (1 − Πₜ);  v̂ = v / (1 − β₂ᵗ);
-    w ← w − α·m̂ / (√v̂ + ε). Dozat's schedule is 0.96^(t/250) (Keras 2 used that); Keras 3
-    uses 0.96ᵗ and so do we. The chapter prints the unscheduled β₁·m̂ + (1 − β₁)/(1 − β₁ᵗ)·g
-    and ε inside the root; `optax.nadam` is also unscheduled.
+Each builder below (`_sgd`, …, `_nadam`) states its update rule and reference, and quotes
+the chapter's printed formula where Keras differs. Notation: g gradient, α learning rate (a
+float or a schedule of the step t = 1, 2, …), all products element-wise.
 
 Options every optimizer takes, under Keras's names and applied in Keras's order — clip the
 gradient, compute the update, decay the weights:
@@ -95,7 +69,7 @@ def _zeros(params):
 def scale_by_keras_adam(
     beta_1: float, beta_2: float, epsilon: float, amsgrad: bool, epsilon_placement: str
 ) -> optax.GradientTransformation:
-    """Adam's direction, to be scaled by −α (see the module docstring for the formulas)."""
+    """Adam's direction, to be scaled by −α (the formula: `_adam`)."""
 
     def init(params):
         nu_max = _zeros(params) if amsgrad else ()
@@ -180,6 +154,9 @@ def _lr(learning_rate: LearningRate) -> optax.GradientTransformation:
 
 
 def _sgd(learning_rate, momentum, nesterov=False):
+    """Robbins & Monro 1951; momentum: Polyak 1964. Keras `SGD(momentum, nesterov)`.
+    m ← μ·m − α·g;  w ← w + m   (μ = 0: w ← w − α·g)
+    """
     # Scaling before the trace accumulates α·g, as Keras's velocity does, so the two agree
     # under a learning-rate schedule too.
     if not momentum:
@@ -188,10 +165,18 @@ def _sgd(learning_rate, momentum, nesterov=False):
 
 
 def _nag(learning_rate, momentum):
+    """Nesterov 1983, in the form of Sutskever et al. 2013. Keras `SGD(nesterov=True)`.
+    m ← μ·m − α·g;  w ← w + μ·m − α·g.
+    The chapter prints a dampened momentum m ← β·m + (1 − β)·g; Keras (and we) do not dampen.
+    """
     return _sgd(learning_rate, momentum, nesterov=True)
 
 
 def _rmsprop(learning_rate, rho, momentum, epsilon, centered):
+    """Hinton, Coursera lecture 6e (2012). Keras `RMSprop(rho, momentum, centered)`.
+    v ← ρ·v + (1 − ρ)·g²;  Δ = α·g / √(v + ε)   (centered: √(v − ḡ² + ε), ḡ the mean of g);
+    with momentum μ: m ← μ·m + Δ, w ← w − m; else w ← w − Δ. ε inside the root, as printed.
+    """
     scale = optax.scale_by_stddev if centered else optax.scale_by_rms
     parts = [scale(decay=rho, eps=epsilon, eps_in_sqrt=True), _lr(learning_rate)]
     if momentum:
@@ -200,14 +185,26 @@ def _rmsprop(learning_rate, rho, momentum, epsilon, centered):
 
 
 def _adagrad(learning_rate, initial_accumulator_value, epsilon):
+    """Duchi, Hazan & Singer, JMLR 2011. Keras `Adagrad`.
+    v ← v + g²  (v₀ = initial_accumulator_value = 0.1);  w ← w − α·g / √(v + ε).
+    """
     return optax.chain(optax.scale_by_rss(initial_accumulator_value, epsilon), _lr(learning_rate))
 
 
 def _adadelta(learning_rate, rho, epsilon):
+    """Zeiler 2012, arXiv:1212.5701. Keras `Adadelta`.
+    v ← ρ·v + (1 − ρ)·g²;  Δ = −√(D + ε) / √(v + ε) · g;  D ← ρ·D + (1 − ρ)·Δ²;  w ← w + α·Δ.
+    """
     return optax.chain(optax.scale_by_adadelta(rho, epsilon), _lr(learning_rate))
 
 
 def _adam(learning_rate, beta_1, beta_2, epsilon, amsgrad, epsilon_placement):
+    """Kingma & Ba, ICLR 2015. Keras `Adam(amsgrad)`.
+    m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;
+    w ← w − α·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε)   (`epsilon_placement="keras"`, default).
+    The paper puts ε against the corrected moment, m̂ / (√v̂ + ε) (`"paper"`, also optax's);
+    the chapter prints m̂ / √(v̂ + ε) (`"chapter"`). They differ when √v̂ is near ε.
+    """
     return optax.chain(
         scale_by_keras_adam(beta_1, beta_2, epsilon, amsgrad, epsilon_placement),
         _lr(learning_rate),
@@ -215,10 +212,21 @@ def _adam(learning_rate, beta_1, beta_2, epsilon, amsgrad, epsilon_placement):
 
 
 def _adamax(learning_rate, beta_1, beta_2, epsilon):
+    """Kingma & Ba 2015, §7.1. Keras `Adamax`.
+    m ← β₁·m + (1 − β₁)·g;  u ← max(β₂·u, |g|);  w ← w − α/(1 − β₁ᵗ) · m / (u + ε).
+    The chapter prints no ε; optax puts it inside the max, which is why this is ours.
+    """
     return optax.chain(scale_by_keras_adamax(beta_1, beta_2, epsilon), _lr(learning_rate))
 
 
 def _nadam(learning_rate, beta_1, beta_2, epsilon, epsilon_placement):
+    """Dozat, "Incorporating Nesterov momentum into Adam", ICLR workshop 2016.
+    Keras `Nadam`: a momentum schedule μₜ = β₁·(1 − ½·0.96ᵗ), Πₜ = μ₁⋯μₜ,
+    m̂ = μₜ₊₁·m / (1 − Πₜ₊₁) + (1 − μₜ)·g / (1 − Πₜ);  v̂ = v / (1 − β₂ᵗ);
+    w ← w − α·m̂ / (√v̂ + ε). Dozat's schedule is 0.96^(t/250) (Keras 2 used that); Keras 3
+    uses 0.96ᵗ and so do we. The chapter prints the unscheduled β₁·m̂ + (1 − β₁)/(1 − β₁ᵗ)·g
+    and ε inside the root; `optax.nadam` is also unscheduled.
+    """
     return optax.chain(
         scale_by_keras_nadam(beta_1, beta_2, epsilon, epsilon_placement), _lr(learning_rate)
     )

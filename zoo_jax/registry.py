@@ -232,7 +232,7 @@ def check_overrides(name: str, overrides: dict[str, Any]) -> None:
     a `ZooError`: unknown names, a value of a field annotated `float`, `int`, `bool` or `str`
     that is not of that kind, a dropout rate outside [0, 1), a width multiplier <= 0, a batch
     norm momentum outside [0, 1]. What only building can tell (a negative layer size, a model
-    over the device's memory) is `train.loop.check_build`'s."""
+    over the device's memory) is `train.run.Run.check_build`'s."""
     get_model(name, **overrides)  # unknown names
     annotations = _annotations(get_card(name))
     for key, value in overrides.items():

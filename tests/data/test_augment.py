@@ -68,7 +68,8 @@ def test_bad_names_and_shapes():
 
 
 def test_the_step_augments_training_inputs_only():
-    from zoo_jax.train.loop import RunConfig, build_learner
+    from zoo_jax.train.loop import RunConfig
+    from zoo_jax.train.run import build_learner
     from zoo_jax.train.steps import compile_steps
 
     rng = np.random.default_rng(0)

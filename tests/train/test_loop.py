@@ -8,7 +8,8 @@ import pytest
 
 import zoo_jax
 from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
-from zoo_jax.train.loop import RunConfig, evaluate_run, fit, load_data
+from zoo_jax.train.loop import RunConfig, evaluate_run, fit
+from zoo_jax.train.run import load_data
 
 TINY = {"hidden": (32,), "dropout": 0.2}
 

@@ -63,7 +63,7 @@ class GradientLearner(LearnerDefaults):
         losses.for_classifier(cfg.loss, **cfg.loss_options)
         if cfg.augment is not None:
             augmentations.get(cfg.augment)  # the name
-            if cls is not GradientLearner or run.card.input_kind != "images":
+            if run.card.input_kind != "images":
                 raise ZooError(f"--augment works on image classifiers, not on {cfg.model}")
 
     @classmethod

@@ -34,16 +34,7 @@ from zoo_jax.data import pipeline
 from zoo_jax.errors import CheckpointError, NonFiniteError, ZooError
 from zoo_jax.files import write_atomic
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
-from zoo_jax.train.run import (  # noqa: F401  (the engine's names, importable from the loop)
-    Arrays,
-    Run,
-    RunConfig,
-    build_learner,
-    build_optimizer,
-    check_build,
-    load_data,
-    resolve,
-)
+from zoo_jax.train.run import Arrays, Run, RunConfig, resolve
 from zoo_jax.train.steps import compile_steps
 
 
