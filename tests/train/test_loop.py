@@ -176,7 +176,9 @@ def test_data_must_be_the_four_arrays(mnist_flat):
 
 def test_fit_refuses_a_model_over_the_device_memory_before_reading_data(monkeypatch):
     """XLA aborted the process on a 10**12-parameter kernel; `fit` now refuses it first."""
-    monkeypatch.setattr(zoo_jax.train.loop, "load_data", lambda cfg: pytest.fail("data read"))
+    from zoo_jax.train.run import Run
+
+    monkeypatch.setattr(Run, "load_data", lambda run: pytest.fail("data read"))
     cfg = RunConfig(model="rnn", optimizer="adam", model_overrides={"units": 10**6})
     with pytest.raises(ZooError, match=r"needs at least 1\.49e\+04 GiB for its parameters"):
         fit(cfg, None)

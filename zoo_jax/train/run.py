@@ -112,7 +112,7 @@ class Run:
     learner_class: type
 
     def model(self) -> nn.Module:
-        return registry.get_model(self.config.model, **self.model_overrides)
+        return self.card.build(**self.model_overrides)  # overrides checked in `_check`
 
     def optimizer(self, total_steps: int | None = None) -> optax.GradientTransformation:
         return build_optimizer(self.config, total_steps)
