@@ -14,14 +14,22 @@ from zoo_jax.learners.base import (
     new_state,
     sum_over,
 )
+from zoo_jax.learners.closed_form import KMeansRidgeLearner, RidgeLearner
+from zoo_jax.learners.competitive import SOMLearner
 from zoo_jax.learners.decoder import ClassDecoderLearner, shift_images
 from zoo_jax.learners.gradient import AUX_WEIGHT, GradientLearner
+from zoo_jax.learners.perceptron import AveragedPerceptronLearner, PerceptronLearner
 from zoo_jax.learners.translation import TranslationLearner
 
 LEARNERS: dict[str, type] = {
     "gradient": GradientLearner,
     "class_decoder": ClassDecoderLearner,
     "translation": TranslationLearner,
+    "perceptron": PerceptronLearner,
+    "averaged_perceptron": AveragedPerceptronLearner,
+    "ridge": RidgeLearner,
+    "kmeans_ridge": KMeansRidgeLearner,
+    "som": SOMLearner,
 }
 
 
@@ -36,10 +44,15 @@ def get(name: str) -> type:
 __all__ = [
     "AUX_WEIGHT",
     "LEARNERS",
+    "AveragedPerceptronLearner",
     "ClassDecoderLearner",
     "GradientLearner",
+    "KMeansRidgeLearner",
     "Learner",
     "LearnerDefaults",
+    "PerceptronLearner",
+    "RidgeLearner",
+    "SOMLearner",
     "TranslationLearner",
     "apply_gradients",
     "get",

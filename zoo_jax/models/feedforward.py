@@ -1,6 +1,7 @@
 """Feed-forward networks: the multilayer perceptron / deep feed-forward net.
 
-Chart nodes: `feed_forward` (one hidden layer), `deep_feed_forward` (two or more).
+Chart nodes: `feed_forward` (one hidden layer: LeCun et al. 1998's 784-800-10 row) and
+`deep_feed_forward` (two or more: the seed's 784-256-256-10).
 """
 
 from __future__ import annotations
@@ -68,5 +69,20 @@ CARDS = [
         epochs=20,
         description="784-256-256-10 MLP, ReLU, dropout 0.45",
         test_overrides={"hidden": (16,), "dropout": 0.0},
+    ),
+    ZooCard(
+        name="feed_forward",
+        family="feedforward",
+        chart_node="feed_forward",
+        reference=(
+            "Rumelhart et al. 1986, doi:10.1038/323533a0; LeCun et al. 1998, "
+            "doi:10.1109/5.726791, Fig. 9 (2-layer NN, 800 HU, cross-entropy: 1.6 %)"
+        ),
+        build=partial(MLP, hidden=(800,), dropout=0.0),
+        input_shape=(784,),
+        input_layout="N,F (flattened 28x28 image)",
+        epochs=20,
+        description="784-800-10, ReLU, cross-entropy: the one-hidden-layer net",
+        test_overrides={"hidden": (16,)},
     ),
 ]

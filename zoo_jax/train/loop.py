@@ -99,7 +99,8 @@ class _Tally:
                 if key in m:  # a learner's step may report only some of its metrics
                     self.sums[key] += _scalar(m[key])
                     self.counts[key] += 1
-            self.curve.append((at, _scalar(m[self.metrics[0]])))
+            if self.metrics[0] in m:  # the curve of the first metric (a solve reports none)
+                self.curve.append((at, _scalar(m[self.metrics[0]])))
 
     def mean(self, key: str) -> float | None:
         """The epoch's mean of `key`; None where no step of the epoch reported it."""
