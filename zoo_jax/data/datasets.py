@@ -2,6 +2,8 @@
 
 - `mnist`, `fashion-mnist`: 28×28 images (`vision.py`), floats in [0, 1] shaped for the
   model (`(28, 28, 1)`, `(784,)`, or `(28, 28)`: sequential MNIST, 28 rows of 28 pixels).
+- `fsdd`: the Free Spoken Digit Dataset (`audio.py`): log-mel spectrograms `(100, 16)`
+  (1 s of 10 ms frames, 16 bands) in [0, 1], digits 0–9; splits train / test.
 - `chars`: character-level language modelling on `pydoc_data.topics` (`text.py`): windows
   of the model's input length, inputs `w[:, :-1]` and next-character labels `w[:, 1:]`.
   Splits train / validation / test.
@@ -19,15 +21,16 @@ import functools
 
 import numpy as np
 
-from zoo_jax.data import pipeline, text, vision
-from zoo_jax.errors import UnknownNameError
+from zoo_jax.data import audio, pipeline, text, vision
+from zoo_jax.errors import InputError, UnknownNameError
 
 TOKEN_DATASETS = ("chars", "dates")
-DATASETS = (*vision.DATASETS, *TOKEN_DATASETS)
+DATASETS = (*vision.DATASETS, "fsdd", *TOKEN_DATASETS)
 DATES_SIZES = {"train": 50_000, "validation": 2_000, "test": 2_000, "long": 2_000}
 DATES_SEED = 0
 SPLITS = {
     **dict.fromkeys(vision.DATASETS, ("train", "test")),
+    "fsdd": audio.SPLITS,
     "chars": ("train", "validation", "test"),
     "dates": tuple(DATES_SIZES),
 }
@@ -73,6 +76,14 @@ def load(
     if name == "dates":
         pairs = date_pairs(split, input_shape[0])
         return pairs.sources[:limit], pairs.targets[:limit]
+    if name == "fsdd":
+        x, labels = audio.load(split, data_dir)
+        x, labels = x[:limit], labels[:limit]
+        if int(np.prod(x.shape[1:])) != int(np.prod(input_shape)):
+            raise InputError(
+                f"fsdd spectrograms {x.shape[1:]} cannot feed a model expecting {input_shape}"
+            )
+        return x.reshape((len(x), *input_shape)), labels
     images, labels = vision.load(name, split, data_dir)
     images, labels = images[:limit], labels[:limit]
     return pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)

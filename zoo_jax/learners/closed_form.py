@@ -33,7 +33,8 @@ def ridge_solve(hth: jax.Array, hty: jax.Array, count: jax.Array, ridge: float) 
     `hty` = [H 1]ᵀY and n = `count` (λ is per example, so it does not scale with the data)."""
     penalty = ridge * jnp.ones(len(hth)).at[-1].set(0.0)  # the bias is not shrunk
     a = hth / count + jnp.diag(penalty)
-    return jax.scipy.linalg.solve(a, hty / count, assume_a="pos")
+    return jnp.linalg.solve(a, hty / count)  # LU: a Cholesky of a float32 matrix this ill-
+    # conditioned (collinear reservoir features, small λ) can fail where LU does not
 
 
 def with_bias(h: jax.Array) -> jax.Array:

@@ -1,7 +1,7 @@
 """Model families, one file each; each ends with its `CARDS`. Find a model by name through
 `zoo_jax.registry`, which collects the cards of the modules listed here."""
 
-from zoo_jax.models import attention, convolutional, feedforward, recurrent, shallow
+from zoo_jax.models import attention, convolutional, feedforward, recurrent, reservoir, shallow
 
 # One line per family module: adding a family adds its module here.
-FAMILIES = (feedforward, convolutional, recurrent, attention, shallow)
+FAMILIES = (feedforward, convolutional, recurrent, attention, shallow, reservoir)
