@@ -97,10 +97,10 @@ def _checked_members(path: Path) -> dict[str, bytes]:
     try:
         raw = path.read_bytes()
         tar_bytes = gzip.decompress(raw)
-        archive = tarfile.open(fileobj=io.BytesIO(tar_bytes))
-        members = {
-            m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()
-        }
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
+            members = {
+                m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()
+            }
     except (OSError, EOFError, tarfile.TarError) as err:
         raise DataError(f"{path}: cannot be read ({err})") from None
     manifest = path.parent / MANIFEST
