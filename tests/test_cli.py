@@ -173,7 +173,8 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
     assert "resnet50" in rows["deep_residual_network"]["models"]
     assert rows["capsule_network"]["models"] == []
     code, out, _ = _run(capsys, "list", "--chart")
-    assert code == 0 and out.splitlines()[-1] == "21 of 51 chart nodes have a model"
+    assert rows["perceptron"]["models"] == ["averaged_perceptron", "perceptron"]
+    assert code == 0 and out.splitlines()[-1] == "29 of 51 chart nodes have a model"
 
 
 @pytest.mark.parametrize(
@@ -237,6 +238,11 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
         (["train", "--model", "attention_rnn", "--set", 'cell="gru2"'], "did you mean 'gru'"),
         (["bench", "--model", "resnet18", "--set", "width=0"], "width must be > 0"),
         (["bench", "--model", "resnet50_keras", "--set", "bn_momentum=2"], "must be in [0, 1]"),
+        (["train", "--model", "echo_state_network", "--set", "spectral_radius=0"], "> 0"),
+        (["train", "--model", "kohonen_network", "--set", "rows=0"], "map of 2 nodes or more"),
+        (["train", "--model", "rbf_network", "--set", "width_scale=-1"], "width_scale must be"),
+        (["train", "--model", "support_vector_machine", "--set", "gamma=0"], "gamma must be > 0"),
+        (["train", "--model", "rbf_network", "--epochs", "1"], "needs epochs >= 2"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

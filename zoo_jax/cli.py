@@ -263,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model; writes a run directory")
     p.add_argument("--model", required=True)
-    p.add_argument("--dataset", help="mnist | fashion-mnist (default: the model card's)")
+    p.add_argument(
+        "--dataset", help="mnist | fashion-mnist | fsdd | chars | dates (default: the card's)"
+    )
     p.add_argument(
         "--optimizer", help="sgd | nag | rmsprop | adagrad | adadelta | adam | adamax | nadam"
     )
@@ -294,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many to keep (latest)")
     p.add_argument("--run-dir", help="where to write (default: runs/MODEL-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--data-dir", help="directory with mnist/ and fashion-mnist/ IDX files")
+    p.add_argument(
+        "--data-dir", help="directory with mnist/, fashion-mnist/ (IDX), fsdd/ (tarball)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run's latest checkpoint on the test split")

@@ -88,9 +88,9 @@ class EchoStateNetwork(nn.Module):
 
     Input `(batch, time, channels)`. `states` gives the reservoir's states; `features` (what
     a classifier's readout sees) the last state and the mean state over time, concatenated;
-    `__call__` the readout of the features. For forecasting (`experiments/shallow.py`) the
-    readout is fitted on the states of every step (`num_classes` outputs, e.g. 1) and
-    `generate` runs the network free, its prediction fed back as the next input.
+    `__call__` the readout of the features. For forecasting (`experiments/shallow.py`) a
+    readout is fitted on the states of every step and `generate` runs the network free,
+    its prediction fed back as the next input.
     """
 
     units: int = 500
@@ -129,23 +129,20 @@ class EchoStateNetwork(nn.Module):
     def __call__(self, u: jax.Array, *, train: bool = False) -> jax.Array:
         return self.readout(self.features(u))
 
-    def predict(self, states: jax.Array) -> jax.Array:
-        """The readout applied to states (forecasting: one prediction per step)."""
-        return self.readout(states)
-
-    def generate(self, state: jax.Array, first: jax.Array, steps: int) -> jax.Array:
+    def generate(
+        self, state: jax.Array, first: jax.Array, steps: int, kernel: jax.Array, bias: jax.Array
+    ) -> jax.Array:
         """`steps` outputs `(batch, steps, outputs)` of the free-running network: from
-        reservoir state `state` `(batch, units)`, input `first` `(batch, 1, channels)`, each
-        output is the next input."""
+        reservoir state `state` `(batch, units)` and input `first` `(batch, 1, channels)`,
+        the readout `states @ kernel + bias` (fitted on the states, e.g. by
+        `learners.closed_form.ridge_solve`) gives each output, which is the next input."""
 
         def step(carry, _):
             x, u = carry
             x = self.states(u, x)[:, -1]
-            y = self.readout(x)
+            y = jnp.matmul(x, kernel, precision="highest") + bias
             return (x, y[:, None]), y
 
-        if self.is_initializing():  # build the readout's parameters outside the scan
-            self.readout(state)
         _, ys = lax.scan(step, (state, first), None, length=steps)
         return jnp.swapaxes(ys, 0, 1)
 
