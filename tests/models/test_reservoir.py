@@ -97,7 +97,7 @@ def test_fsdd_is_the_upstream_split_of_verified_recordings():
     x_test, y_test = datasets.load("fsdd", "test", (100, 16))
     assert x.shape == (2700, 100, 16) and x_test.shape == (300, 100, 16)
     assert np.bincount(y_test).tolist() == [30] * 10 and np.bincount(y).tolist() == [270] * 10
-    assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1 and x.mean() > 0.05
+    assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1 and x.mean() > 0.05
 
 
 @pytest.mark.parametrize("bad", [{"spectral_radius": 0.0}, {"leak": 1.5}, {"units": 0}])
