@@ -162,11 +162,9 @@ def run_claimed(plan, out_dir: Path, run, *, force: bool = False, quick: bool = 
             (out_dir / f"{row}.claim").unlink(missing_ok=True)
         write_rows(out_dir / f"{row}.json", [result])
         m = result["metrics"]
-        print(
-            f"{row}: test {m['test_accuracy']:.4f}, final train loss {m['train_loss']:.4f}, "
-            f"{result['wall_s']} s",
-            flush=True,
-        )
+        shown = ("test_accuracy", "train_loss", "test_nrmse", "quantization_error")
+        figures = ", ".join(f"{k} {m[k]:.4f}" for k in shown if m.get(k) is not None)
+        print(f"{row}: {figures}, {result['wall_s']} s", flush=True)
         done.append(result)
     return done
 

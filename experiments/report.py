@@ -62,12 +62,14 @@ def _best(rows: list[dict]) -> dict[tuple[str, str], dict]:
     full-width rows before reduced-width ones."""
     best = {}
     for r in rows:
-        if r["experiment"] not in ("seed_tables", "optimizers", "conv_zoo", "recurrent_zoo"):
+        if r["experiment"] not in ("seed_tables", "optimizers", "conv_zoo", "recurrent_zoo",
+                                   "shallow"):  # fmt: skip
             continue
         if r["dataset"] not in ("mnist", "fashion-mnist"):
             continue
         key = (r["model"], r["dataset"])
-        rank = (r["config"]["model_overrides"].get("width", 1) == 1, r["metrics"]["test_accuracy"])
+        overrides = r["config"].get("model_overrides", {})
+        rank = (overrides.get("width", 1) == 1, r["metrics"]["test_accuracy"])
         if key not in best or rank > best[key][0]:
             best[key] = (rank, r)
     return {k: r for k, (_, r) in best.items()}

@@ -1,4 +1,4 @@
-"""The Colab quickstart runs top to bottom (quick mode, 4 forced CPU devices, pmap)."""
+"""The Colab notebooks run top to bottom (quick mode, 4 forced CPU devices)."""
 
 import os
 from pathlib import Path
@@ -8,22 +8,29 @@ import pytest
 
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOK = Path(__file__).parents[1] / "colab" / "quickstart.ipynb"
+COLAB = Path(__file__).parents[1] / "colab"
+
+
+def _execute(name: str, monkeypatch) -> str:
+    """Run notebook `name` in quick mode; its code cells' printed output."""
+    monkeypatch.setenv("ZOO_JAX_QUICK", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(COLAB / name, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(COLAB)}}
+    ).execute()
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
 def test_quickstart_notebook_executes(monkeypatch):
-    monkeypatch.setenv("ZOO_JAX_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(
-        nb,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    ).execute()
-    outputs = "".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
-    )
+    outputs = _execute("quickstart.ipynb", monkeypatch)
     assert "CpuDevice(id=3)" in outputs  # the kernel saw the 4 forced devices
     assert "test accuracy" in outputs and "on 4 cpu device(s)" in outputs
     assert os.environ["ZOO_JAX_QUICK"] == "1"
+
+
+def test_reservoir_and_kernels_notebook_executes(monkeypatch):
+    outputs = _execute("reservoir_and_kernels.ipynb", monkeypatch)
+    nrmse = float(outputs.split("one-step NRMSE on 200 test steps: ")[1].split()[0])
+    assert 0 < nrmse < 0.2
+    assert "quantization error" in outputs and "test accuracy" in outputs

@@ -305,3 +305,24 @@ def test_experiments_report_themselves():
     every = {r["experiment"] for r in common.read_rows(common.RESULTS_DIR)}
     for experiment in every:
         assert callable(report._module(experiment).section), experiment
+
+
+def test_shallow_quick_measures_each_learner_beside_its_peer(tmp_path, monkeypatch):
+    from experiments import report, shallow
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert shallow.main(["--quick", "--rows", "perceptron_mnist,elm,som,esn_mg"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "shallow")}
+    assert sorted(rows) == ["elm", "esn_mg", "perceptron_mnist", "som"]
+    for key in ("perceptron_mnist", "elm", "som"):
+        m = rows[key]["metrics"]
+        assert 0.3 < m["test_accuracy"] <= 1 and 0.3 < m["peer_test_accuracy"] <= 1
+        assert m["fit_s"] > 0 and m["peer_fit_s"] > 0
+    som = rows["som"]["metrics"]
+    assert som["quantization_error"] > 0 and 0 <= som["topographic_error"] <= 1
+    # the same map, start, order and schedule: the errors agree with MiniSom's
+    assert abs(som["quantization_error"] - som["peer_quantization_error"]) < 0.05
+    esn = rows["esn_mg"]["metrics"]
+    assert 0 < esn["test_nrmse"] < 0.5 and len(esn["test_nrmse_by_seed"]) == 3
+    text = report.render(list(rows.values()))
+    assert "| elm, 500 hidden" in text and "MiniSom" in text and "ReservoirPy" in text

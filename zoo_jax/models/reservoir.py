@@ -22,8 +22,10 @@ from zoo_jax.registry import ZooCard
 def spectral_radius(w: jax.Array) -> jax.Array:
     """max |eigenvalue| of a square matrix, by LAPACK on the host (`jax.pure_callback`):
     XLA has no general eigensolver on every backend, and this runs once, at `init`."""
-    host = lambda m: np.float32(np.max(np.abs(np.linalg.eigvals(np.asarray(m, np.float64)))))
-    return jax.pure_callback(host, jax.ShapeDtypeStruct((), jnp.float32), w)
+    host = lambda m: np.asarray(
+        np.max(np.abs(np.linalg.eigvals(np.asarray(m, np.float64)))), w.dtype
+    )
+    return jax.pure_callback(host, jax.ShapeDtypeStruct((), w.dtype), w)
 
 
 def _sparse(key, shape, density, draw):
@@ -76,7 +78,7 @@ class Reservoir(nn.Module):
             x = (1 - a) * x + a * jnp.tanh(jnp.matmul(x, w.value.T, precision="highest") + drive_t)
             return x, x
 
-        start = jnp.zeros((u.shape[0], n), u.dtype) if initial is None else initial
+        start = jnp.zeros((u.shape[0], n), drive.dtype) if initial is None else initial
         _, states = lax.scan(step, start, jnp.swapaxes(drive, 0, 1))
         return jnp.swapaxes(states, 0, 1)
 
@@ -120,7 +122,9 @@ class EchoStateNetwork(nn.Module):
         self.readout = nn.Dense(self.num_classes)
 
     def states(self, u: jax.Array, initial: jax.Array | None = None) -> jax.Array:
-        return self.reservoir(u.astype(jnp.float32), initial)
+        """States in the default float type: float32, or float64 under `jax.enable_x64` (a
+        ridge readout with a tiny λ, as in forecasting, needs float64's precision)."""
+        return self.reservoir(u.astype(jnp.result_type(float)), initial)
 
     def features(self, u: jax.Array) -> jax.Array:
         s = self.states(u)
