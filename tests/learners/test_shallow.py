@@ -88,10 +88,10 @@ def _regression_data(n=256, seed=0):
 
 def test_the_ridge_readout_solves_the_normal_equations():
     x, y = _regression_data()
-    model = shallow.ExtremeLearningMachine(hidden=20, num_classes=K, input_scale=3.0, ridge=0.01)
+    model = shallow.ExtremeLearningMachine(units=20, num_classes=K, input_scale=3.0, ridge=0.01)
     batches = [{"inputs": x[i : i + 64], "labels": y[i : i + 64]} for i in range(0, 256, 64)]
     state = _run(learners.RidgeLearner(model, K), batches, finalize=True)
-    constants = state.model_state["constants"]["hidden_layer"]
+    constants = state.model_state["constants"]["hidden"]
     h = 1 / (1 + np.exp(-(x.astype(np.float64) @ constants["kernel"] + constants["bias"])))
     h1 = np.concatenate([h, np.ones((len(h), 1))], 1)
     penalty = 0.01 * np.diag([1.0] * 20 + [0.0])  # the bias is not shrunk
@@ -101,7 +101,7 @@ def test_the_ridge_readout_solves_the_normal_equations():
 
 
 def test_a_ridge_readout_trains_through_fit_alike_on_one_and_four_devices(mnist_flat):
-    overrides = {"hidden": 64}
+    overrides = {"units": 64}
     cfg = lambda parallel: RunConfig(
         "extreme_learning_machine", batch_size=64, parallel=parallel,
         devices=4 if parallel == "pmap" else None, model_overrides=overrides,
@@ -205,7 +205,7 @@ def test_the_batch_map_sets_each_node_to_its_neighbourhoods_mean():
         ("kohonen_network", {"sigma": -1.0}, "sigma must be > 0"),
         ("rbf_network", {"width_scale": 0.0}, "width_scale must be > 0"),
         ("support_vector_machine", {"gamma": 0.0}, "gamma must be > 0"),
-        ("extreme_learning_machine", {"hidden": 0}, "hidden must be > 0"),
+        ("extreme_learning_machine", {"units": 0}, "units must be > 0"),
     ],
 )
 def test_bad_sizes_and_widths_are_named(name, overrides, message):

@@ -8,8 +8,8 @@ y_ic = ±1, whose dual
 
     max_α  Σ_i α_i − ½ Σ_ij α_i α_j y_i y_j (K_ij + 1),   0 ≤ α_i ≤ C
 
-is solved for all classes at once by FISTA (Beck & Teboulle 2009) with the box projection,
-step 1/L, L the largest eigenvalue of K + 1 (power iteration). The bias is the weight of a
+is solved for all classes at once by FISTA (Beck & Teboulle 2009) with the box projection
+and adaptive restart (O'Donoghue & Candès 2015), step 1/L, L the largest eigenvalue of K + 1 (power iteration). The bias is the weight of a
 constant feature (the "+ 1"), so it is regularised like the rest and there is no equality
 constraint: LIBSVM (sklearn's `SVC`) keeps an unregularised bias and decides one-vs-one, so
 the two differ slightly by construction. Decision: f_c(x) = Σ_i α_ic y_ic (k(x_i, x) + 1),
@@ -88,11 +88,16 @@ def _solve(x, y, c, gamma, num_classes, iterations):
     def step(carry, _):
         alpha, momentum, t = carry
         new = jnp.clip(momentum - gradient(momentum) / lipschitz, 0.0, c)
+        # adaptive restart (O'Donoghue & Candès 2015), per class: momentum that points uphill
+        # is dropped, which spares FISTA its oscillations on these ill-conditioned duals
+        uphill = jnp.sum((momentum - new) * (new - alpha), 0) > 0
+        t = jnp.where(uphill, 1.0, t)
         t_next = (1 + jnp.sqrt(1 + 4 * t**2)) / 2
         return (new, new + (t - 1) / t_next * (new - alpha), t_next), None
 
     zeros = jnp.zeros_like(signs)
-    (alpha, _, _), _ = lax.scan(step, (zeros, zeros, jnp.float32(1.0)), None, length=iterations)
+    start = (zeros, zeros, jnp.ones(num_classes))
+    (alpha, _, _), _ = lax.scan(step, start, None, length=iterations)
     # duality gap per class: primal hinge objective minus the dual objective, per example
     margins = signs * matmul(k, signs * alpha)
     quadratic = jnp.sum(alpha * margins, 0)

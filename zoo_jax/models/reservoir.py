@@ -22,10 +22,11 @@ from zoo_jax.registry import ZooCard
 def spectral_radius(w: jax.Array) -> jax.Array:
     """max |eigenvalue| of a square matrix, by LAPACK on the host (`jax.pure_callback`):
     XLA has no general eigensolver on every backend, and this runs once, at `init`."""
-    host = lambda m: np.asarray(
-        np.max(np.abs(np.linalg.eigvals(np.asarray(m, np.float64)))), w.dtype
-    )
-    return jax.pure_callback(host, jax.ShapeDtypeStruct((), w.dtype), w)
+    host = lambda m: np.float32(np.max(np.abs(np.linalg.eigvals(np.asarray(m, np.float64)))))
+    # float32 across the callback: JAX converts a callback's result under the x64 setting of
+    # the thread that runs it, which is not the caller's `jax.enable_x64` context
+    radius = jax.pure_callback(host, jax.ShapeDtypeStruct((), jnp.float32), w)
+    return radius.astype(w.dtype)
 
 
 def _sparse(key, shape, density, draw):

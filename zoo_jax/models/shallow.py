@@ -56,7 +56,30 @@ class Perceptron(nn.Module):
         return x @ kernel + bias
 
 
-class ExtremeLearningMachine(nn.Module):
+class FeatureReadout(nn.Module):
+    """A feature map `hidden` (frozen at random or learned) and a Dense `readout` of it: the
+    form the closed-form learners fit (`learners.closed_form`). A subclass gives
+    `hidden_layer()` and checks its attributes in `check()`."""
+
+    def check(self) -> None:
+        pass
+
+    def hidden_layer(self) -> nn.Module:
+        raise NotImplementedError
+
+    def setup(self):
+        self.check()
+        self.hidden = self.hidden_layer()
+        self.readout = nn.Dense(self.num_classes)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        return self.hidden(x)
+
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        return self.readout(self.features(x))
+
+
+class ExtremeLearningMachine(FeatureReadout):
     """A random, frozen hidden layer and a linear readout solved by ridge regression (Huang,
     Zhu & Siew, "Extreme learning machine: theory and applications", Neurocomputing 70
     (2006), doi:10.1016/j.neucom.2005.12.126).
@@ -68,22 +91,17 @@ class ExtremeLearningMachine(nn.Module):
     `ridge` is λ of the readout's solve (`learners.RidgeLearner`).
     """
 
-    hidden: int = 1000
+    units: int = 1000
     num_classes: int = 10
     activation: str = "sigmoid"
     input_scale: float = 10.0
     ridge: float = 1e-3
 
-    def setup(self):
-        _positive("extreme_learning_machine", hidden=self.hidden, ridge=self.ridge)
-        self.hidden_layer = RandomLayer(self.hidden, self.activation, self.input_scale)
-        self.readout = nn.Dense(self.num_classes)
+    def check(self) -> None:
+        _positive("extreme_learning_machine", units=self.units, ridge=self.ridge)
 
-    def features(self, x: jax.Array) -> jax.Array:
-        return self.hidden_layer(x)
-
-    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        return self.readout(self.features(x))
+    def hidden_layer(self) -> nn.Module:
+        return RandomLayer(self.units, self.activation, self.input_scale)
 
 
 class RandomLayer(nn.Module):
@@ -108,7 +126,7 @@ class RandomLayer(nn.Module):
         )
 
 
-class RBFNetwork(nn.Module):
+class RBFNetwork(FeatureReadout):
     """Radial basis function network: Gaussian units around `centres` points, a linear
     readout (Broomhead & Lowe, "Multivariable functional interpolation and adaptive
     networks", Complex Systems 2 (1988)).
@@ -126,17 +144,12 @@ class RBFNetwork(nn.Module):
     width_scale: float = 1.0
     ridge: float = 1e-3
 
-    def setup(self):
+    def check(self) -> None:
         _positive("rbf_network", centres=self.centres, width_scale=self.width_scale,
                   ridge=self.ridge)  # fmt: skip
-        self.hidden = GaussianUnits(self.centres)
-        self.readout = nn.Dense(self.num_classes)
 
-    def features(self, x: jax.Array) -> jax.Array:
-        return self.hidden(x)
-
-    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        return self.readout(self.features(x))
+    def hidden_layer(self) -> nn.Module:
+        return GaussianUnits(self.centres)
 
 
 class GaussianUnits(nn.Module):
@@ -205,7 +218,7 @@ class KohonenMap(nn.Module):
         return jnp.stack([r.ravel(), c.ravel()], -1).astype(jnp.float32)
 
 
-class RandomFeatureSVM(nn.Module):
+class RandomFeatureSVM(FeatureReadout):
     """A Gaussian-kernel SVM in the primal: random Fourier features (Rahimi & Recht, "Random
     features for large-scale kernel machines", NeurIPS 2007) and a linear layer trained on the
     multi-class hinge loss of Crammer & Singer (2001) (`categorical_hinge`), the path that
@@ -220,16 +233,11 @@ class RandomFeatureSVM(nn.Module):
     gamma: float = 0.02
     num_classes: int = 10
 
-    def setup(self):
+    def check(self) -> None:
         _positive("support_vector_machine", features_dim=self.features_dim, gamma=self.gamma)
-        self.random_features = RandomFourierFeatures(self.features_dim, self.gamma)
-        self.readout = nn.Dense(self.num_classes)
 
-    def features(self, x: jax.Array) -> jax.Array:
-        return self.random_features(x)
-
-    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        return self.readout(self.features(x))
+    def hidden_layer(self) -> nn.Module:
+        return RandomFourierFeatures(self.features_dim, self.gamma)
 
 
 class RandomFourierFeatures(nn.Module):
@@ -296,7 +304,7 @@ CARDS = [
         epochs=1,
         batch_size=500,
         description="1,000 random sigmoid units, ridge readout",
-        test_overrides={"hidden": 64},
+        test_overrides={"units": 64},
     ),
     ZooCard(
         name="rbf_network",
