@@ -89,7 +89,7 @@ def zoo_table(rows: list[dict]) -> str:
         r = best.get((model, dataset))
         if r is None:
             return "–"
-        width = r["config"]["model_overrides"].get("width", 1)
+        width = r["config"].get("model_overrides", {}).get("width", 1)
         return common.pct(r["metrics"]["test_accuracy"]) + ("" if width == 1 else f" (w {width:g})")
 
     task = _sequence_task_results(rows)
