@@ -743,8 +743,14 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
                 "|---|---:|---|---:|"]  # fmt: skip
         if "esn_mg" in by:
             m = by["esn_mg"]["metrics"]
+            ratio = m["test_nrmse"] / m["peer_test_nrmse"]
+            quartiles = np.percentile(m["peer_test_nrmse_by_seed"], [25, 75])
+            inside = quartiles[0] <= m["test_nrmse"] <= quartiles[1]
             better = (
-                "no worse: met" if m["test_nrmse"] <= m["peer_test_nrmse"] else "**worse: missed**"
+                "no worse: met"
+                if ratio <= 1
+                else f"**{ratio:.2f}× the peer's median: missed**"
+                + (", inside its quartiles (the seed spread)" if inside else "")
             )
             q = lambda v: "–".join(f"{e:.1e}" for e in np.percentile(v, [25, 75]))
             out.append(
