@@ -670,9 +670,13 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
     for key in ("perceptron_mnist", "perceptron_fashion-mnist"):
         if key in by:
             m = by[key]["metrics"]
+            swing = m["test_accuracy_by_epoch"]
+            steady = m["averaged_test_accuracy_by_epoch"]
             peers.append(
-                f"| {key} | perceptron: **{pct(m['test_accuracy'])}**, averaged: "
-                f"**{pct(m['averaged_test_accuracy'])}** | sklearn Perceptron: "
+                f"| {key} | perceptron: **{pct(m['test_accuracy'])}** (epochs: "
+                f"{pct(min(swing))}–{pct(max(swing))}), averaged: "
+                f"**{pct(m['averaged_test_accuracy'])}** ({pct(min(steady))}–{pct(max(steady))}) "
+                f"| sklearn Perceptron: "
                 f"{pct(m['peer_test_accuracy'])} | {m['fit_s']:.1f} / {m['peer_fit_s']:.1f} | "
                 f"{_times(m['fit_s'], m['peer_fit_s'])} |"
             )
