@@ -168,7 +168,7 @@ def _json_pairs(items: list[str] | None, flag: str, example: str) -> dict:
     return pairs
 
 
-def _run_config(args):
+def _run_config(args, model: str | None = None):
     overrides = _json_pairs(args.set, "--set", "dropout=0.4, hidden=[512,512]")
     options = _json_pairs(args.opt, "--opt", "momentum=0.9, amsgrad=true")
     for key in ("weight_decay", "max_norm", "clipnorm"):
@@ -177,7 +177,7 @@ def _run_config(args):
     loss_options = _json_pairs(args.loss_opt, "--loss-opt", "label_smoothing=0.1")
     schedule_options = _json_pairs(args.schedule_opt, "--schedule-opt", "decay_rate=0.5")
     return RunConfig(
-        model=args.model,
+        model=model or args.model,
         dataset=args.dataset,
         optimizer=args.optimizer,
         learning_rate=args.lr,
@@ -204,11 +204,61 @@ def _run_config(args):
     )
 
 
+def _new_run_dir(model: str) -> str:
+    """`runs/MODEL-TIME`, made here: a second run started in the same second gets `-2`."""
+    base = f"runs/{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        path = base if n == 1 else f"{base}-{n}"
+        try:
+            os.makedirs(path)
+        except FileExistsError:
+            continue
+        return path
+    raise ZooError(f"{base}: a thousand runs started this second; name one with --run-dir")
+
+
+def _resumed_config(args) -> RunConfig:
+    """The run's own `config.json`, with the flags given on this command line over it (a
+    flag that differs from what the checkpoint was trained with is then refused by `fit`)."""
+    config_file = os.path.join(args.run_dir, "config.json")
+    try:
+        with open(config_file) as f:
+            saved = json.load(f)
+        base = RunConfig(**saved)
+    except FileNotFoundError:
+        raise ZooError(
+            f"--resume: {args.run_dir} is not a run directory (no config.json)"
+        ) from None
+    except (OSError, ValueError, TypeError) as err:
+        raise ZooError(f"--resume: {config_file} cannot be read ({err})") from None
+    base.model_overrides = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in base.model_overrides.items()
+    }
+    given = _run_config(args, model=base.model)
+    defaults = _run_config(build_parser().parse_args(["train", "--model", base.model]))
+    changed = {
+        f.name: getattr(given, f.name)
+        for f in dataclasses.fields(RunConfig)
+        if getattr(given, f.name) != getattr(defaults, f.name)
+    }
+    if args.model and args.model != base.model:
+        changed["model"] = args.model
+    return dataclasses.replace(base, **changed)
+
+
 def cmd_train(args) -> None:
-    if args.resume and not args.run_dir:  # else a new, empty, timestamped directory
-        raise ZooError("--resume continues the run in --run-dir: name it")
-    cfg = _run_config(args)
-    run_dir = args.run_dir or f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.run_dir == "":
+        raise ZooError("--run-dir is empty: name a directory, or leave it out for runs/MODEL-TIME")
+    if args.resume:
+        if not args.run_dir:  # else a new, empty, timestamped directory
+            raise ZooError("--resume continues the run in --run-dir: name it")
+        cfg = _resumed_config(args)
+        run_dir = args.run_dir
+    else:
+        if not args.model:
+            raise ZooError("the following arguments are required: --model")
+        cfg = _run_config(args)
+        run_dir = args.run_dir or _new_run_dir(cfg.model)
     summary = fit(cfg, run_dir, resume=args.resume)
     print(
         json.dumps(
@@ -262,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train a model; writes a run directory")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help="a registered model (zoo-jax list); with --resume: the run's")
     p.add_argument(
         "--dataset", help="mnist | fashion-mnist | fsdd | chars | dates (default: the card's)"
     )
@@ -295,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, help="use only the first N training examples")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many to keep (latest)")
     p.add_argument("--run-dir", help="where to write (default: runs/MODEL-TIME)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue the run in --run-dir with its config.json (flags given here must agree)",
+    )  # fmt: skip
     p.add_argument(
         "--data-dir", help="directory with mnist/, fashion-mnist/ (IDX), fsdd/ (tarball)"
     )

@@ -259,8 +259,19 @@ def _bind(name: str, options: dict) -> tuple[str, Callable[..., jax.Array]]:
         k for k, p in inspect.signature(fn).parameters.items()
         if p.default is not inspect.Parameter.empty and k != "from_logits"
     ]  # fmt: skip
+    options = dict(options)
+    # zoo_jax's models end in logits and the loss is told so: true is what happens anyway,
+    # false would apply a softmax / sigmoid twice
+    if _takes_logits(fn) and options.pop("from_logits", True) is not True:
+        raise ZooError(
+            f"{name} from_logits is set by zoo_jax (its models end in logits): only "
+            "from_logits=true is accepted, and it is the default"
+        )
     for key, value in options.items():
         if key not in accepted:
+            if not accepted:
+                but = " but from_logits=true" if _takes_logits(fn) else "s"
+                raise ZooError(f"loss {name!r} takes no option{but}, got {key!r}")
             raise UnknownNameError(f"option of loss {name!r}", key, accepted)
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number or not math.isfinite(value):

@@ -236,6 +236,7 @@ def check_overrides(name: str, overrides: dict[str, Any]) -> None:
     get_model(name, **overrides)  # unknown names
     annotations = _annotations(get_card(name))
     for key, value in overrides.items():
+        _check_size(name, key, annotations[key], value)
         types, what = _KINDS.get(annotations[key], (object, ""))
         if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
             raise ZooError(f"{name} {key} must be {what}, got {value!r}")
@@ -247,6 +248,26 @@ def check_overrides(name: str, overrides: dict[str, Any]) -> None:
             raise ZooError(f"{name} width must be > 0, got {value!r}")
         if key == "bn_momentum" and not 0 <= value <= 1:  # running averages' decay
             raise ZooError(f"{name} bn_momentum must be in [0, 1], got {value!r}")
+
+
+def _check_size(name: str, key: str, annotation: str, value: Any) -> None:
+    """A size (an `int` field, or the ints of a `Sequence[int]` / `tuple[int, ...]` one) must
+    be a positive integer: 0 would build and then divide by zero in an initialiser, -3 fail
+    in XLA, 2.5 fail on a shape. Token ids (`*_id`) and crops may be 0."""
+    if key.endswith("_id") or key == "crop" or "int" not in annotation:
+        return
+    many = isinstance(value, tuple | list)
+    if many and "Sequence[int]" not in annotation and "tuple[int" not in annotation:
+        return
+    values = value if many else (value,)
+    if "None" in annotation and value is None:
+        return
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        if "float" in annotation and not many:
+            return  # an int-or-float field (a width multiplier): the range checks below
+        what = "a list of positive integers" if many else "a positive integer"
+        shown = list(value) if many else value
+        raise ZooError(f"{name} {key} must be {what}, got {shown!r}")
 
 
 def _annotations(card: ZooCard) -> dict[str, str]:

@@ -201,11 +201,11 @@ def test_the_batch_map_sets_each_node_to_its_neighbourhoods_mean():
 @pytest.mark.parametrize(
     ("name", "overrides", "message"),
     [
-        ("kohonen_network", {"rows": 0}, "map of 2 nodes or more"),
+        ("kohonen_network", {"rows": 1, "cols": 1}, "map of 2 nodes or more"),
         ("kohonen_network", {"sigma": -1.0}, "sigma must be > 0"),
         ("rbf_network", {"width_scale": 0.0}, "width_scale must be > 0"),
         ("support_vector_machine", {"gamma": 0.0}, "gamma must be > 0"),
-        ("extreme_learning_machine", {"units": 0}, "units must be > 0"),
+        ("extreme_learning_machine", {"units": 0}, "units must be a positive integer"),
     ],
 )
 def test_bad_sizes_and_widths_are_named(name, overrides, message):

@@ -8,7 +8,7 @@ import pytest
 
 import zoo_jax
 from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
-from zoo_jax.train.loop import RunConfig, evaluate_run, fit
+from zoo_jax.train.loop import RunConfig, evaluate_run, fit, restore_run
 from zoo_jax.train.run import load_data
 
 TINY = {"hidden": (32,), "dropout": 0.2}
@@ -87,9 +87,14 @@ def test_nan_policy_stop_raises_and_skip_keeps_params_finite(tmp_path, mnist_fla
     explode = {"optimizer": "sgd", "learning_rate": 1e30, "epochs": 1}
     with pytest.raises(NonFiniteError, match="non-finite loss or gradient at step"):
         fit(_cfg(**explode), None, data=mnist_flat)
-    summary = fit(_cfg(**explode, nan_policy="skip"), None, data=mnist_flat)
-    assert summary["skipped_updates"] > 0
-    chex.assert_tree_all_finite(summary["state"].params)
+    # skip: the non-finite updates are left out and the parameters stay finite, but a run
+    # whose test loss ends non-finite is still an error (not a quiet exit 0)
+    with pytest.raises(NonFiniteError, match=r"ended with test loss nan \(\d+ of 8 updates"):
+        fit(_cfg(**explode, nan_policy="skip"), tmp_path, data=mnist_flat)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["skipped_updates"] > 0 and summary["test"]["loss"] is None  # JSON: no NaN
+    _, _, state, _ = restore_run(tmp_path)
+    chex.assert_tree_all_finite(state.params)
 
 
 def test_a_non_finite_update_the_step_cannot_see_stops_the_run(tmp_path, mnist_flat, monkeypatch):

@@ -85,11 +85,8 @@ def _archive(data_dir: str | os.PathLike | None) -> Path:
     for d in vision.search_path(data_dir):
         if (d / "fsdd" / ARCHIVE).is_file():
             return d / "fsdd" / ARCHIVE
-    where = ", ".join(str(d / "fsdd") for d in vision.search_path(data_dir))
-    raise DataError(
-        f"fsdd/{ARCHIVE} not found in {where}: get it from "
-        "github.com/Jakobovski/free-spoken-digit-dataset (v1.0.10) and pass --data-dir"
-    )
+    err = vision.missing(f"fsdd/{ARCHIVE}", data_dir)
+    raise DataError(f"{err} (FSDD v1.0.10: github.com/Jakobovski/free-spoken-digit-dataset)")
 
 
 def _checked_members(path: Path) -> dict[str, bytes]:

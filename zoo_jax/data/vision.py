@@ -2,7 +2,9 @@
 
 Where the files come from, in order (the first directory that has the dataset wins):
 
-1. `data_dir` (the CLI's `--data-dir`),
+1. `data_dir` (the CLI's `--data-dir`): when it is given, only there. A directory named
+   by the user that lacks the files is an error naming what it should hold (and the folder
+   below it that does hold them, when one does), never a quiet fall-back to other data,
 2. `$ZOO_JAX_DATA`,
 3. the user cache, `$XDG_CACHE_HOME/zoo_jax` (default `~/.cache/zoo_jax`),
 4. a download from the official mirrors into the user cache, unless `$ZOO_JAX_OFFLINE` is
@@ -91,15 +93,36 @@ def cache_dir() -> Path:
 
 
 def search_path(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The directories searched, in order. `data_dir`, named by the caller, must exist (a
-    typo is an error rather than a quiet fall-back to the other directories)."""
-    if data_dir and not Path(data_dir).is_dir():
-        what = "is not a directory" if Path(data_dir).exists() else "does not exist"
-        raise DataError(f"data directory {data_dir} {what}")
-    dirs = [Path(data_dir)] if data_dir else []
-    if os.environ.get("ZOO_JAX_DATA"):
-        dirs.append(Path(os.environ["ZOO_JAX_DATA"]))
+    """The directories searched, in order: `data_dir` alone when the caller names one (it
+    must exist: a typo is an error rather than a quiet fall-back to the other directories),
+    else `$ZOO_JAX_DATA` and the user cache."""
+    if data_dir is not None and str(data_dir) == "":
+        raise DataError("--data-dir is empty: name the directory that holds the datasets")
+    if data_dir:
+        if not Path(data_dir).is_dir():
+            what = "is not a directory" if Path(data_dir).exists() else "does not exist"
+            raise DataError(f"data directory {data_dir} {what}")
+        return [Path(data_dir)]
+    dirs = [Path(os.environ["ZOO_JAX_DATA"])] if os.environ.get("ZOO_JAX_DATA") else []
     return [*dirs, cache_dir()]
+
+
+def missing(what: str, data_dir: str | os.PathLike | None) -> DataError:
+    """The error for a dataset file `what` (e.g. `mnist/train-images-idx3-ubyte`) found in
+    none of the searched directories, with the hint that fixes it: a folder below
+    `data_dir` that holds it, or how to get it."""
+    dirs = search_path(data_dir)
+    message = f"{what} not found in {', '.join(map(str, dirs))}"
+    if data_dir:
+        below = sorted(p.parents[len(Path(what).parts) - 1] for p in
+                       Path(data_dir).glob(f"*/{what}*"))  # fmt: skip
+        hint = f"; {below[0]} holds it: pass --data-dir {below[0]}" if below else (
+            f"; --data-dir must hold {Path(what).parts[0]}/ with the dataset's files")  # fmt: skip
+        return DataError(message + hint)
+    if os.environ.get("ZOO_JAX_OFFLINE"):
+        return DataError(message + "; ZOO_JAX_OFFLINE is set, so nothing is downloaded: pass "
+                         "--data-dir (or set ZOO_JAX_DATA) to a directory that holds it")  # fmt: skip
+    return DataError(message)
 
 
 def parse_idx(raw: bytes, source: str) -> np.ndarray:
@@ -187,10 +210,8 @@ def load(
         stem = f"{SPLITS[split]}-{kind}"
         path = _find(dataset, stem, search_path(data_dir))
         if path is None:
-            if not allow_download or os.environ.get("ZOO_JAX_OFFLINE"):
-                raise DataError(
-                    f"{dataset.name}/{stem} not found in {', '.join(map(str, search_path(data_dir)))}"
-                )
+            if data_dir or not allow_download or os.environ.get("ZOO_JAX_OFFLINE"):
+                raise missing(f"{dataset.name}/{stem}", data_dir)
             path = download(dataset, stem)
         arrays.append(_read_idx(path, dataset.sha256[stem]))
     images, labels = arrays

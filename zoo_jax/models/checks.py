@@ -14,10 +14,22 @@ import jax.numpy as jnp
 from zoo_jax.errors import InputError, ZooError
 
 
+def floats(x: jax.Array, model: str) -> jax.Array:
+    """`x` checked as floating point: raw uint8 pixels (0–255) would otherwise fail inside a
+    convolution with a dtype message, or run through a dense layer on the wrong scale."""
+    if not jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating):
+        raise InputError(
+            f"{model} takes floating-point inputs, got {jnp.asarray(x).dtype}: normalise "
+            "them, e.g. x.astype('float32') / 255"
+        )
+    return x
+
+
 def images(x: jax.Array, model: str) -> jax.Array:
     """`x` checked as a batch of channels-last images `(batch, height, width, channels)`.
     A channels-first batch `(batch, 1 or 3, h, h)` would otherwise run as 1- or 3-row images
     with `h` channels and give wrong logits without an error; it is refused by its shape."""
+    floats(x, model)
     if x.ndim != 4:
         raise InputError(
             f"{model} takes images (batch, height, width, channels), got shape {x.shape}"
@@ -39,7 +51,8 @@ def token_ids(ids: jax.Array, model: str) -> jax.Array:
 
 
 def feature_sequences(x: jax.Array, model: str) -> jax.Array:
-    """`x` checked as `(batch, time, features)`."""
+    """`x` checked as floating-point `(batch, time, features)`."""
+    floats(x, model)
     if x.ndim != 3:
         raise InputError(f"{model} takes (batch, time, features), got shape {x.shape}")
     return x

@@ -12,7 +12,7 @@ from functools import partial
 import flax.linen as nn
 import jax
 
-from zoo_jax.models import blocks
+from zoo_jax.models import blocks, checks
 from zoo_jax.registry import SEED_003, ZooCard
 
 
@@ -41,7 +41,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         dense = partial(nn.Dense, kernel_init=nn.initializers.glorot_uniform())
-        x = x.reshape((x.shape[0], -1))
+        x = checks.floats(x, "MLP").reshape((x.shape[0], -1))
         for width in self.hidden:
             if self.activation == "maxout":
                 x = blocks.Maxout(width, self.maxout_pieces)(x)

@@ -209,13 +209,80 @@ def _difference_from_checkpoint(ckpt: Checkpointer, cfg: RunConfig) -> list[str]
     return config_difference(ckpt.read_meta().get("identity", {}), cfg.identity())
 
 
+class RunLock:
+    """`RUN_DIR/.lock`, created exclusively with the owner's process id: a second run into a
+    directory in use is refused; a lock whose process is gone (killed) is taken over."""
+
+    def __init__(self, run_path: Path):
+        self.path = run_path / ".lock"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise ZooError(
+                        f"{run_path} is in use by another run (process {owner}): wait for it "
+                        "to end, or choose another --run-dir"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # its run is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return
+        raise ZooError(f"{run_path}: cannot take its lock file {self.path}")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None: JSON has no NaN or Infinity
+    (Python writes them, most readers refuse them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
-    """Checkpointer and metadata of a run directory; on resume, the restored state and the
-    epoch log up to its step (later lines of `metrics.jsonl` are dropped from the file too)."""
+    """Checkpointer, metadata and lock of a run directory; on resume, the restored state and
+    the epoch log up to its step (later lines of `metrics.jsonl` are dropped from the file
+    too). A fresh run into a directory without checkpoints (a first run that died before
+    its first save) starts the epoch log and summary afresh."""
     try:
         run_path.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file in the way, no permission, a read-only disk
         raise ZooError(f"cannot create the run directory {run_path}: {err.strerror}") from None
+    lock = RunLock(run_path)
+    try:
+        return (*_open_locked(run_path, cfg, state, resume), lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _open_locked(run_path: Path, cfg: RunConfig, state, resume: bool):
     ckpt = Checkpointer(run_path / "checkpoints", cfg.keep_checkpoints)
     meta = {"config": dataclasses.asdict(cfg), "identity": cfg.identity(), "versions": versions()}
     epoch_log: list[dict] = []
@@ -233,10 +300,14 @@ def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
             epoch_log = [e for e in _read_epoch_log(metrics_file) if e["step"] <= int(state.step)]
             write_atomic(metrics_file, "".join(json.dumps(e) + "\n" for e in epoch_log))
     elif ckpt.latest_step() is not None:
+        ckpt.close()
         raise CheckpointError(
             f"{run_path} already holds checkpoints: pass --resume to continue, or choose "
             "another --run-dir"
         )
+    else:
+        for stale in ("metrics.jsonl", "summary.json"):
+            (run_path / stale).unlink(missing_ok=True)
     write_atomic(run_path / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     return ckpt, meta, state, epoch_log
 
@@ -279,9 +350,10 @@ def fit(
     run_path = Path(run_dir) if run_dir is not None else None
     if resume and run_path is None:
         raise ZooError("resume needs the run directory to continue (--run-dir)")
-    ckpt, meta, state, epoch_log = (
-        _open_run_dir(run_path, cfg, state, resume) if run_path else (None, {}, state, [])
+    ckpt, meta, state, epoch_log, lock = (
+        _open_run_dir(run_path, cfg, state, resume) if run_path else (None, {}, state, [], None)
     )
+
     n = len(x_train)
     per_epoch = n // cfg.batch_size
     total_steps = cfg.epochs * per_epoch
@@ -354,12 +426,13 @@ def fit(
                 )
                 if run_path is not None:
                     with open(run_path / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(record) + "\n")
+                        f.write(json.dumps(finite_json(record)) + "\n")
                 save(step)
     except BaseException:  # a signal, a NaN, a full disk, a device out of memory
         if ckpt is not None:  # the save in flight is finished first: the last checkpoint is whole
             with contextlib.suppress(Exception):  # (the error to report is the first one)
                 ckpt.close()
+            lock.release()
         raise
 
     final_state = steps.get_state(dev_state)
@@ -405,7 +478,7 @@ def fit(
         "history": epoch_log,
     }
     if run_path is not None:
-        write_atomic(run_path / "summary.json", json.dumps(summary, indent=2))
+        write_atomic(run_path / "summary.json", json.dumps(finite_json(summary), indent=2))
         _plot(
             run_path,
             tally.curve,
@@ -413,7 +486,17 @@ def fit(
             f"{cfg.model} on {cfg.dataset}",
             names,
         )
+        lock.release()
     summary["state"] = final_state
+    if tally.skipped:
+        log(f"{cfg.model}: {tally.skipped} of {step} updates were skipped (a non-finite loss or "
+            "gradient; --nan-policy skip)")  # fmt: skip
+    for name, value in summary["test"].items():
+        if value is not None and not math.isfinite(value):  # what `skip` could not save
+            raise NonFiniteError(
+                f"the run ended with test {name} {value} ({tally.skipped} of {step} updates "
+                "skipped as non-finite): lower the learning rate"
+            )
     return summary
 
 

@@ -144,6 +144,10 @@ class Run:
             wanted = "token" if tokens else "image"
             raise InputError(f"{cfg.model} reads {wanted} datasets, not {cfg.dataset!r}")
         self.learner_class.check_config(self)  # its loss, augmentation, ...
+        if cfg.schedule_options and cfg.schedule is None:
+            raise ZooError(
+                "--schedule-opt sets a schedule's options: name the schedule with --schedule"
+            )
         if "learning_rate" in cfg.optimizer_options:
             raise ZooError("set the learning rate with learning_rate (--lr), not an option")
         build_optimizer(cfg)  # names and ranges of optimizer, options and schedule
