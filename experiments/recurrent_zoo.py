@@ -127,7 +127,7 @@ def run_row(task: str, row: str, quick: bool, data_dir) -> dict:
         "validation_bpc": bits_per_char(validation["loss"]),
         "train_bpc": bits_per_char(summary["train"]["loss"]),
         "test_bpc_by_epoch": [bits_per_char(e["test_loss"]) for e in summary["history"]],
-        "tokens_per_s": summary["images_per_s"] and summary["images_per_s"] * input_len(cfg),
+        "tokens_per_s": summary.get("tokens_per_s"),
     }
     print(f"chars/{row}: test {result['metrics']['test_bpc']:.3f} bpc, validation "
           f"{result['metrics']['validation_bpc']:.3f}", flush=True)  # fmt: skip
@@ -163,10 +163,6 @@ def plot_curves(out_dir, task: str) -> None:
     fig.tight_layout()
     fig.savefig(out_dir.parent / f"{task}_curves.png", dpi=110)
     plt.close(fig)
-
-
-def input_len(cfg: RunConfig) -> int:
-    return registry.training_spec(cfg.model, cfg.model_overrides)[1][0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,3 +159,40 @@ def test_a_really_full_filesystem_is_one_line(capsys, tmp_path):
         assert not list((small / "r" / "checkpoints").glob("*tmp*"))
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_progress_without_a_terminal_is_a_line_at_a_steady_interval(monkeypatch, mnist_flat):
+    from zoo_jax.train import loop
+
+    monkeypatch.setattr(loop, "PROGRESS_LINE_S", 0.0)  # a line at every read-back
+    monkeypatch.setattr(loop, "PROGRESS_READ_S", 0.0)
+    lines = []
+    cfg = loop.RunConfig("mlp", epochs=1, batch_size=64, model_overrides={"hidden": (8,)})
+    loop.fit(cfg, None, data=mnist_flat, progress=None, log=lines.append)  # stderr: no tty
+    steps = [x for x in lines if " step " in x]
+    assert steps[0].startswith("mlp epoch 1/1 step 1/8 (12 %) loss ")
+    assert "examples/s" in steps[-1] and "elapsed 0:00:0" in steps[-1] and "remaining" in steps[-1]
+    assert any(x.startswith("mlp evaluating the test split: batch 1/1") for x in lines)
+
+
+def test_progress_on_a_terminal_is_a_bar_with_epoch_step_and_times(capsys, mnist_flat):
+    from zoo_jax.train import loop
+
+    cfg = loop.RunConfig("mlp", epochs=1, batch_size=64, model_overrides={"hidden": (8,)})
+    loop.fit(cfg, None, data=mnist_flat, progress=True, log=lambda _: None)
+    err = capsys.readouterr().err
+    assert "mlp epoch 1/1 step 8/8" in err and "elapsed" in err
+
+
+def test_a_text_model_counts_tokens_and_a_translation_names_its_two_accuracies(capsys):
+    from zoo_jax.train import loop
+
+    cfg = loop.RunConfig("transformer", epochs=1, batch_size=32, train_limit=64, test_limit=32,
+                         model_overrides={"d_model": 8, "num_heads": 2, "d_ff": 16,
+                                          "num_layers": 1})  # fmt: skip
+    lines = []
+    summary = loop.fit(cfg, None, progress=False, log=lines.append)
+    assert set(summary["test"]) == {"loss", "token_accuracy", "exact_match"}
+    assert summary["train"]["exact_match"] is None  # training is teacher-forced
+    assert "images_per_s" not in summary and summary["tokens_per_s"] > summary["sequences_per_s"]
+    assert "token_acc" in lines[-1] and "exact" in lines[-1] and " acc " not in lines[-1]

@@ -199,6 +199,7 @@ def _run_config(args, model: str | None = None):
         parallel=args.parallel,
         nan_policy=args.nan_policy,
         train_limit=args.train_limit,
+        test_limit=args.test_limit,
         data_dir=args.data_dir,
         keep_checkpoints=args.keep_checkpoints,
     )
@@ -267,9 +268,8 @@ def cmd_train(args) -> None:
                 "model": summary["model"],
                 "dataset": summary["dataset"],
                 "steps": summary["steps"],
-                "test_accuracy": summary["test"]["accuracy"],
-                "test_loss": summary["test"]["loss"],
-                "images_per_s": summary["images_per_s"],
+                **{f"test_{name}": value for name, value in summary["test"].items()},
+                **{k: summary[k] for k in ("images_per_s", "tokens_per_s") if k in summary},
                 "wall_s": round(summary["wall_s"], 2),
             }
         )
@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", choices=("none", "pmap", "sharded"), default="none")
     p.add_argument("--nan-policy", choices=("stop", "skip"), default="stop")
     p.add_argument("--train-limit", type=int, help="use only the first N training examples")
+    p.add_argument("--test-limit", type=int, help="evaluate on the first N test examples only")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many to keep (latest)")
     p.add_argument("--run-dir", help="where to write (default: runs/MODEL-TIME)")
     p.add_argument(

@@ -126,7 +126,7 @@ def test_class_decoder_learner_draws_the_batch_and_lowers_its_loss():
         assert bool(metrics["finite"])
     after = evaluate(state, batch | weight)
     assert float(after["loss"]) < 0.7 * float(before["loss"])
-    assert float(after["count"]) == 8 and 0 < float(after["accuracy"]) <= 8
+    assert float(after["count"]) == 8 and 0 < float(after["pixel_agreement"]) <= 8
     images = learner.generate(state.params, jnp.arange(3))
     chex.assert_shape(images, (3, 28, 28, 1))
     assert float(images.min()) >= 0 and float(images.max()) <= 1

@@ -78,7 +78,7 @@ def test_translation_evaluation_counts_exact_greedy_sequences():
     labels[1, 2] = (labels[1, 2] + 1) % 40  # one wrong character in the second
     weight = np.array([1, 1, 0], np.float32)  # the third is padding
     sums = learner.evaluate(state, {"inputs": source, "labels": labels, "weight": weight})
-    assert float(sums["count"]) == 2 and float(sums["accuracy"]) == 1
+    assert float(sums["count"]) == 2 and float(sums["exact_match"]) == 1
 
 
 def test_transformer_greedy_equals_step_by_step_argmax():

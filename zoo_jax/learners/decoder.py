@@ -50,11 +50,13 @@ class ClassDecoderLearner(LearnerDefaults):
     images and the decoder learns the class and the transformation apart, as Dosovitskiy et
     al. (CVPR 2015) condition theirs on class, view and transformation parameters.
     Evaluation uses no shift. The model maps codes to image logits; the per-pixel loss is
-    `losses.for_images`. Metrics: `loss`, and `accuracy`, the pixel agreement: the fraction
-    of pixels on the same side of 0.5 in the drawn and the target image, averaged per image.
+    `losses.for_images`. Metrics: `loss`, and `pixel_agreement`: the fraction of pixels on
+    the same side of 0.5 in the drawn and the target image, averaged per image (not a class
+    accuracy, so not called one).
     The classifier's judgement of the drawn images is `experiments/deconv_net.py`'s.
     """
 
+    metrics = ("loss", "pixel_agreement")
     model: nn.Module
     loss: Callable[[jax.Array, jax.Array], jax.Array]
     optimizer: optax.GradientTransformation
@@ -124,8 +126,8 @@ class ClassDecoderLearner(LearnerDefaults):
         new, metrics = apply_gradients(
             self.optimizer, state, grads, data_loss, state.model_state, axis_name
         )
-        accuracy = mean_over(jnp.mean(agree), axis_name)
-        return new.replace(step=state.step + 1), metrics | {"accuracy": accuracy}
+        agreement = mean_over(jnp.mean(agree), axis_name)
+        return new.replace(step=state.step + 1), metrics | {"pixel_agreement": agreement}
 
     def evaluate(self, state, batch, *, axis_name=None):
         shifts = jnp.zeros((len(batch["labels"]), 2), jnp.int32)
@@ -133,6 +135,6 @@ class ClassDecoderLearner(LearnerDefaults):
         weight = batch["weight"]
         return {
             "loss": sum_over(jnp.sum(weight * per_example), axis_name),
-            "accuracy": sum_over(jnp.sum(weight * agree), axis_name),
+            "pixel_agreement": sum_over(jnp.sum(weight * agree), axis_name),
             "count": sum_over(jnp.sum(weight), axis_name),
         }

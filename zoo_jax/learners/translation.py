@@ -20,11 +20,13 @@ class TranslationLearner(GradientLearner):
     `model(source, target_in)` and a `greedy(source, max_len)` method (`attention.Seq2Seq`,
     `attention.Transformer`).
 
-    Training reports token accuracy. Evaluation decodes greedily (no teacher forcing) and its
-    `accuracy` counts *exact sequences*: every token up to and including EOS right; its
-    `loss` is the teacher-forced mean token loss of each sequence.
+    Metrics: `loss` and `token_accuracy`, teacher-forced, per token (training and
+    evaluation), and `exact_match` (evaluation only): greedy decoding without teacher forcing,
+    the share of sequences right in every token up to and including EOS. Evaluation's `loss`
+    is the teacher-forced mean token loss of each sequence.
     """
 
+    metrics = ("loss", "token_accuracy", "exact_match")
     pad_id: int = 0
 
     @staticmethod
@@ -46,16 +48,25 @@ class TranslationLearner(GradientLearner):
     def _target_weights(self, targets):
         return (targets != self.pad_id).astype(jnp.float32)
 
+    def update(self, state, batch, rng, *, axis_name=None):
+        state, metrics = super().update(state, batch, rng, axis_name=axis_name)
+        metrics["token_accuracy"] = metrics.pop("accuracy")  # per token, teacher-forced
+        return state, metrics
+
     def evaluate(self, state, batch, *, axis_name=None):
         variables = {"params": state.params, **state.model_state}
         logits, targets, _ = self._forward(state.params, state.model_state, batch, train=False)
         real = (targets != self.pad_id).astype(jnp.float32)
         per_sequence = jnp.sum(self.loss(targets, logits) * real, -1) / jnp.maximum(real.sum(-1), 1)
+        hits = jnp.sum((jnp.argmax(logits, -1) == targets) * real, -1) / jnp.maximum(
+            real.sum(-1), 1
+        )
         tokens, _ = self.model.apply(variables, batch["inputs"], targets.shape[1], method="greedy")
         exact = jnp.all((tokens == targets) | (targets == self.pad_id), axis=-1)
         weight = batch["weight"]
         return {
             "loss": sum_over(jnp.sum(weight * per_sequence), axis_name),
-            "accuracy": sum_over(jnp.sum(weight * exact), axis_name),
+            "token_accuracy": sum_over(jnp.sum(weight * hits), axis_name),
+            "exact_match": sum_over(jnp.sum(weight * exact), axis_name),
             "count": sum_over(jnp.sum(weight), axis_name),
         }

@@ -116,18 +116,36 @@ def _describe(values: dict[str, float | None]) -> str:
     return " ".join(f"{_SHORT.get(key, key)} {value:.4f}" for key, value in shown.items())
 
 
-_SHORT = {"accuracy": "acc"}
+_SHORT = {"accuracy": "acc", "token_accuracy": "token_acc", "exact_match": "exact",
+          "pixel_agreement": "pixels"}  # fmt: skip
 
 
-def _evaluate(steps, state, x, y, batch_size: int, metrics: tuple[str, ...]) -> dict[str, float]:
+def _evaluate(
+    steps, state, x, y, batch_size: int, metrics: tuple[str, ...], progress: Progress | None = None
+) -> dict[str, float]:
     """The learner's metrics over `(x, y)`: its evaluation sums added up, divided by `count`."""
     totals = None
-    for batch in pipeline.eval_batches(x, y, batch_size):
+    batches = -(-len(x) // batch_size)
+    t = time.perf_counter()
+    for i, batch in enumerate(pipeline.eval_batches(x, y, batch_size), 1):
         sums = steps.evaluate(state, steps.put_batch(batch))
         totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+        if progress is not None and time.perf_counter() - t >= PROGRESS_READ_S:
+            jax.block_until_ready(totals)  # the batches counted are done, not just queued
+            progress.evaluating(i, batches)
+            t = time.perf_counter()
     totals = jax.device_get(totals)
     count = float(totals["count"])
     return {key: float(totals[key]) / count for key in metrics}
+
+
+def _throughput(examples: int, seconds: float, tokens_per_example: int | None) -> dict:
+    """Training throughput under the name of its unit: `images_per_s` for image (and other
+    array) inputs; `sequences_per_s` and `tokens_per_s` (predicted tokens) for text."""
+    rate = examples / seconds if examples and seconds else None
+    if tokens_per_example is None:
+        return {"images_per_s": rate}
+    return {"sequences_per_s": rate, "tokens_per_s": rate and rate * tokens_per_example}
 
 
 def _eval_batch_size(num_devices: int) -> int:
@@ -168,24 +186,91 @@ def _plot(
     plt.close(fig)
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+# Progress: metrics are read back from the device at least this often (a terminal's bar then
+# moves even when `log_every` steps take minutes), and without a terminal (nohup, tee, a
+# job's log file) one progress line is written this often.
+PROGRESS_READ_S = 2.0
+PROGRESS_LINE_S = 30.0
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """What a run shows while it trains and evaluates: on a terminal, a bar with the epoch,
+    the step, the metrics, the throughput, the elapsed and the remaining time (redrawn by
+    rich); elsewhere, the same as one line every `line_every` seconds through `log`; with
+    `mode="off"`, nothing. Evaluation shows its own progress (batches done of all)."""
+
+    def __init__(self, mode: str, model: str, epochs: int, total_steps: int, unit: str,
+                 log, line_every: float | None = None):  # fmt: skip
+        self.mode, self.model, self.epochs, self.total = mode, model, epochs, total_steps
+        self.unit, self.log = unit, log
+        self.line_every = PROGRESS_LINE_S if line_every is None else line_every
+        self.start = time.perf_counter()
+        self.last_line = self.start
+        self.first_step: int | None = None
+        self.bar = None
+
+    def __enter__(self) -> Progress:
+        if self.mode == "bar":
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                transient=False,
+                console=Console(stderr=True),
+            )  # fmt: skip  (stdout: results)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.model, total=self.total, info="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def _timing(self, step: int) -> str:
+        """Elapsed since the start; remaining from the pace since the first report (after the
+        first step's compile)."""
+        now = time.perf_counter()
+        elapsed = f"elapsed {_clock(now - self.start)}"
+        if self.first_step is None:
+            self.first_step, self.first_time = step, now
+        if step <= self.first_step:
+            return elapsed
+        per_step = (now - self.first_time) / (step - self.first_step)
+        return f"{elapsed} remaining {_clock(per_step * (self.total - step))}"
+
+    def train(self, epoch: int, step: int, stats: str, rate: float | None) -> None:
+        """Training reached `step` (of the run's total) in `epoch` (0-based)."""
+        if self.mode == "off":
+            return
+        speed = f" {rate:,.0f} {self.unit}/s" if rate else ""
+        where = f"epoch {epoch + 1}/{self.epochs} step {step:,}/{self.total:,}"
+        info = f"{stats}{speed} {self._timing(step)}".strip()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step,
+                            description=f"{self.model} {where}", info=info)  # fmt: skip
+        elif time.perf_counter() - self.last_line >= self.line_every:
+            self.last_line = time.perf_counter()
+            self.log(f"{self.model} {where} ({100 * step / max(self.total, 1):.0f} %) {info}")
+
+    def evaluating(self, done: int, total: int, split: str = "test") -> None:
+        """`done` of `total` evaluation batches of `split` are through."""
+        if self.mode == "off":
+            return
+        what = f"{self.model} evaluating the {split} split: batch {done}/{total}"
+        if self.bar is not None:
+            self.bar.update(self.task, info=what)
+        elif time.perf_counter() - self.last_line >= self.line_every:
+            self.last_line = time.perf_counter()
+            self.log(what)
 
 
 def _read_epoch_log(path: Path) -> list[dict]:
@@ -331,7 +416,6 @@ def fit(
     cfg = run.config
     run.check_build()  # overrides it cannot be built with fail before the data loads
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    progress = sys.stderr.isatty() if progress is None else progress
     x_train, y_train, x_test, y_test = run.check_data(data) if data is not None else run.load_data()
 
     learner = run.learner(cfg.epochs * (len(x_train) // cfg.batch_size))
@@ -369,9 +453,16 @@ def fit(
         if ckpt is not None:
             ckpt.save(at_step, steps.get_state(dev_state), meta)
 
+    tokens = run.card.input_kind == "tokens"
+    unit = "tokens" if tokens else "examples"
+    tokens_per_example = (
+        learner.predicted_tokens(y_train[:1]) if tokens else None
+    )  # a text model's throughput is counted in the tokens it predicts
+    mode = "off" if progress is False else "bar" if sys.stderr.isatty() or progress else "lines"
+    show = Progress(mode, cfg.model, cfg.epochs, total_steps, unit, log)
     try:
-        with _StopSignal() as stop, _progress(progress) as bar:
-            task = bar.add_task(cfg.model, total=total_steps, completed=step, stats="")
+        with _StopSignal() as stop, show:
+            last_read = time.perf_counter()
             for epoch in range(step // per_epoch, cfg.epochs):
                 order = pipeline.epoch_order(data_key, epoch, n)
                 pending: list[dict] = []
@@ -390,19 +481,20 @@ def fit(
                     else:
                         train_images += cfg.batch_size
                     end_of_epoch = step % per_epoch == 0
-                    if len(pending) >= cfg.log_every or end_of_epoch or stop.received:
+                    due = time.perf_counter() - last_read >= PROGRESS_READ_S
+                    if len(pending) >= cfg.log_every or end_of_epoch or stop.received or due:
                         tally.add(jax.device_get(pending), step, epoch, cfg.nan_policy)
-                        pending = []
+                        pending, last_read = [], time.perf_counter()
                         seconds = train_time + time.perf_counter() - t_epoch
-                        rate = f" {train_images / seconds:,.0f} img/s" if train_images else ""
-                        bar.update(task, completed=step, stats=tally.describe() + rate)
+                        rate = train_images * (tokens_per_example or 1) / seconds or None
+                        show.train(epoch, step, tally.describe(), rate)
                     if stop.received:
                         save(step)
                         raise Interrupted(stop.received, step, saved=ckpt is not None)
                 if epoch == cfg.epochs - 1:  # a closed-form learner solves here
                     dev_state = steps.finalize(dev_state)
                 train_time += time.perf_counter() - t_epoch
-                test = _evaluate(steps, dev_state, x_test, y_test, eval_bs, names)
+                test = _evaluate(steps, dev_state, x_test, y_test, eval_bs, names, show)
                 for name, value in test.items():
                     if cfg.nan_policy == "stop" and not math.isfinite(value):
                         # the step's guard sees the loss and the gradient, not the update: a
@@ -416,7 +508,7 @@ def fit(
                     "step": step,
                     **{f"train_{name}": tally.mean(name) for name in names},
                     **{f"test_{name}": value for name, value in test.items()},
-                    "images_per_s": train_images / train_time if train_images else None,
+                    **_throughput(train_images, train_time, tokens_per_example),
                     "wall_s": time.perf_counter() - t_run,
                 }
                 epoch_log.append(record)
@@ -466,7 +558,7 @@ def fit(
         "test": {name: last[f"test_{name}"] for name in names},
         "wall_s": time.perf_counter() - t_run,
         "compile_s": compile_s,
-        "images_per_s": train_images / train_time if train_images else None,
+        **_throughput(train_images, train_time, tokens_per_example),
         "skipped_updates": tally.skipped,
         "train_step_compiles": steps.traces["train"],
         "devices": steps.num_devices,
