@@ -21,6 +21,7 @@ from zoo_jax.files import write_atomic
 
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
 README = Path(__file__).parents[1] / "README.md"
+PERFORMANCE = Path(__file__).parents[1] / "docs" / "performance.md"
 
 
 def _by_experiment(rows: list[dict]) -> dict[str, list[dict]]:
@@ -142,10 +143,13 @@ def readme_blocks(rows: list[dict]) -> dict[str, str]:
 def write() -> Path:
     rows = common.read_rows(common.RESULTS_DIR)
     write_atomic(RESULTS_MD, render(rows))
-    text = README.read_text()
-    for name, body in readme_blocks(rows).items():
-        text = replace_block(text, name, body)
-    write_atomic(README, text)
+    blocks = readme_blocks(rows)
+    for document in (README, PERFORMANCE):  # each block fills the document that holds it
+        text = document.read_text()
+        for name, body in blocks.items():
+            if f"<!-- BEGIN {name} -->" in text:
+                text = replace_block(text, name, body)
+        write_atomic(document, text)
     return RESULTS_MD
 
 

@@ -45,8 +45,9 @@ def test_every_seed_table_row_is_defined_once():
 
 @pytest.mark.xdist_group("every_card_counted")  # one worker traces the 50 models
 def test_readme_generated_blocks_are_current():
-    """The README's zoo and speed tables are exactly what `experiments.report` generates."""
-    text = report.README.read_text()
+    """The README's zoo table and docs/performance.md's speed table are exactly what
+    `experiments.report` generates."""
+    text = report.README.read_text() + report.PERFORMANCE.read_text()
     for name, body in report.readme_blocks(common.read_rows(common.RESULTS_DIR)).items():
         assert f"<!-- BEGIN {name} -->\n{body}\n<!-- END {name} -->" in text, name
 

@@ -1,4 +1,4 @@
-"""Activation functions by the names the seeds and Keras use.
+"""Activation functions by the names the textbooks and Keras use.
 
 Element-wise functions are here; `get(name)` raises a `ZooError` with suggestions for unknown
 names. The two learnable ones are Flax modules in `zoo_jax.models.layers` — `PReLU` (He et al.

@@ -18,15 +18,26 @@ import time
 import jax
 import jax.numpy as jnp
 
-from zoo_jax import activations, learners, losses, optim, registry
+from zoo_jax import __version__, activations, learners, losses, optim, registry
 from zoo_jax.bench import LOWERINGS, bench
 from zoo_jax.errors import ArgumentParser, ZooError, report, report_interrupt
 from zoo_jax.train.loop import RunConfig, evaluate_run, fit
 from zoo_jax.train.run import check_build
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _columns(rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    """Rows of cells as aligned text columns (each as wide as its widest cell)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    pad = lambda i, cell: cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+    return ["  ".join(pad(i, c) for i, c in enumerate(r)).rstrip() for r in rows]
+
+
 def models_table(fmt: str) -> str:
-    params = registry.count_every_card()
+    params = registry.count_every_card(announce=_stderr)
     rows = [
         {
             "name": card.name,
@@ -49,13 +60,9 @@ def models_table(fmt: str) -> str:
             for r in rows
         ]
         return "\n".join(lines)
-    width = max(len(r["name"]) for r in rows)
-    lines = [f"{'name':<{width}}  {'family':<13} {'params':>10}  reference"]
-    lines += [
-        f"{r['name']:<{width}}  {r['family']:<13} {r['params']:>10,}  {r['reference']}"
-        for r in rows
-    ]
-    return "\n".join(lines)
+    cells = [["name", "family", "params", "reference"]]
+    cells += [[r["name"], r["family"], f"{r['params']:,}", r["reference"]] for r in rows]
+    return "\n".join(_columns(cells, right={2}))
 
 
 def catalogue(kind: str) -> list[dict]:
@@ -80,7 +87,7 @@ def _defaults_of(fn, skip: int = 0) -> dict:
 
 
 def chart_table() -> list[dict]:
-    """The zoo chart's nodes (DESIGN §9), each with the registered models that implement it."""
+    """The zoo chart's nodes (van Veen's "Neural Network Zoo", Asimov Institute 2016), each with the registered models that implement it."""
     built: dict[str, list[str]] = {}
     for name in registry.list_models():
         built.setdefault(registry.get_card(name).chart_node, []).append(name)
@@ -99,8 +106,8 @@ def cmd_list(args) -> None:
             print(json.dumps(rows, indent=2))
             return
         done = sum(bool(r["models"]) for r in rows)
-        for r in rows:
-            print(f"{r['family']:<24} {r['chart_node']:<34} {', '.join(r['models']) or '-'}")
+        cells = [[r["family"], r["chart_node"], ", ".join(r["models"]) or "-"] for r in rows]
+        print("\n".join(_columns(cells)))
         print(f"{done} of {len(rows)} chart nodes have a model")
         return
     if not kinds:
@@ -111,8 +118,7 @@ def cmd_list(args) -> None:
         if args.json:
             print(json.dumps(rows, indent=2))
             continue
-        for row in rows:
-            print(f"{row['name']:<32} {_describe(row)}")
+        print("\n".join(_columns([[row["name"], _describe(row)] for row in rows])))
         if kind == "optimizers":
             print(f"{'(every optimizer)':<32} {', '.join(optim.COMMON_OPTIONS)}")
 
@@ -133,23 +139,42 @@ def _describe(row: dict) -> str:
 def cmd_info(args) -> None:
     card = registry.get_card(args.name)
     model = registry.get_model(args.name)
-    for field in dataclasses.fields(card):
-        if field.name not in ("build", "test_overrides", "param_convention"):
-            print(f"{field.name:>14}: {getattr(card, field.name)}")
+    fields = {
+        f.name: getattr(card, f.name)
+        for f in dataclasses.fields(card)
+        if f.name not in ("build", "test_overrides", "param_convention")
+    }
     count = registry.count_params(args.name)
-    print(
-        f"{'params':>14}: {count:,} ({card.param_convention}, at input_shape; the table's "
-        "total also counts non-trainable state such as BatchNorm statistics)"
-    )
     x = jnp.zeros((1, *card.input_shape), jnp.int32 if card.input_kind == "tokens" else jnp.float32)
-    print(
-        model.tabulate(
-            jax.random.PRNGKey(0),
-            *learners.get(card.learner).model_args(x),  # what the card's learner feeds it
-            compute_flops=args.flops,
-            console_kwargs={"width": 120, "force_terminal": sys.stdout.isatty()},
-        )
+    inputs = learners.get(card.learner).model_args(x)  # what the card's learner feeds it
+    flops = _forward_flops(model, inputs) if args.flops or args.json else None
+    if args.json:
+        print(json.dumps({**fields, "params": count, "param_convention": card.param_convention,
+                          "forward_flops_per_example": flops}, default=str, indent=2))  # fmt: skip
+        return
+    fields["params"] = (
+        f"{count:,} ({card.param_convention}, at input_shape; the table's total also counts "
+        "non-trainable state such as BatchNorm statistics)"
     )
+    if flops is not None:
+        fields["forward FLOPs"] = f"{flops:,.0f} per example (XLA's cost analysis)"
+    print("\n".join(_columns([[f"{k}:", str(v)] for k, v in fields.items()], right={0})))
+    table = model.tabulate(
+        jax.random.PRNGKey(0),
+        *inputs,
+        compute_flops=args.flops,
+        console_kwargs={"width": 120, "force_terminal": sys.stdout.isatty()},
+    )
+    print(table)
+
+
+def _forward_flops(model, inputs) -> float | None:
+    """FLOPs of one forward pass on one example, by XLA's cost analysis of the compiled call."""
+    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), *inputs)
+    compiled = jax.jit(model.apply).lower(variables, *inputs).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float(cost["flops"]) if cost and "flops" in cost else None
 
 
 def _json_pairs(items: list[str] | None, flag: str, example: str) -> dict:
@@ -291,8 +316,15 @@ def cmd_bench(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="zoo-jax", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    parser = ArgumentParser(
+        prog="zoo-jax",
+        description="The neural network zoo as Flax modules, trained by one jax.jit engine.",
+        epilog="zoo-jax COMMAND --help: a command's options. Python: help(zoo_jax).",
+    )
+    parser.add_argument("--version", action="version", version=f"zoo-jax {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=ArgumentParser, metavar="COMMAND"
+    )
 
     p = sub.add_parser("list", help="the registered models")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
@@ -309,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(  # XLA's cost analysis of every module: 5-10x the table's time
         "--flops", action="store_true", help="add each layer's FLOPs (ResNet-152: 2 -> 21 s)"
     )
+    p.add_argument("--json", action="store_true", help="the card, params and FLOPs as JSON")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train a model; writes a run directory")
@@ -378,7 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):  # no command: say which there are
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
         args.func(args)
     except BrokenPipeError:  # e.g. `zoo-jax info cnn | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,10 +1,17 @@
 """The Keras loss catalogue: Keras's names, aliases and argument order `(y_true, y_pred)`,
 one value per example (the last axis reduced), equal to `keras.losses.*` within 1e-6.
 
-    >>> loss = zoo_jax.losses.get("sparse_categorical_crossentropy")
-    >>> loss(labels, logits, from_logits=True).shape     # (batch,)
+    >>> import jax.numpy as jnp
+    >>> from zoo_jax import losses
+    >>> loss = losses.get("sparse_categorical_crossentropy")
+    >>> labels, logits = jnp.array([0, 2]), jnp.zeros((2, 3))   # a batch of two, 3 classes
+    >>> loss(labels, logits, from_logits=True).shape            # one value per example
+    (2,)
+    >>> round(float(loss(labels, logits, from_logits=True)[0]), 4)   # log 3
+    1.0986
 
-The seed (`000_…` "损失函数") lists these fourteen; the formulas below are Keras 3's, with
+The textbook chapter "Neural network collection" (its loss-function section) lists these
+fourteen; the formulas below are Keras 3's, with
 ε = 1e-7 (Keras's backend epsilon) where Keras clips:
 
 =================================  ============================================================

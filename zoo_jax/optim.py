@@ -1,13 +1,19 @@
 """The eight classic optimizers as optax chains, numerically equal to Keras 3; learning-rate
 schedules, gradient clipping, decoupled weight decay, max-norm, and the Keras penalties.
 
-    >>> tx = zoo_jax.optim.make("adam", learning_rate=1e-4, clipnorm=1.0)
-    >>> tx = zoo_jax.optim.make("sgd", learning_rate=zoo_jax.optim.schedule(
+    >>> import jax.numpy as jnp
+    >>> from zoo_jax import optim
+    >>> tx = optim.make("adam", learning_rate=1e-4, clipnorm=1.0)   # an optax transform
+    >>> tx = optim.make("sgd", learning_rate=optim.schedule(
     ...     "cosine_decay", 0.1, decay_steps=10_000), momentum=0.9)
+    >>> params = {"w": jnp.ones(3)}
+    >>> updates, _ = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
+    >>> [round(float(u), 3) for u in updates["w"]]   # −lr · g on the first step
+    [-0.1, -0.1, -0.1]
 
 Each optimizer is checked against `keras.optimizers.*` (KERAS_BACKEND=jax) fed the same
 gradients: relative difference <= 1e-5 in float32 after 100 steps (tests/test_optim.py).
-Defaults are the seeds' (`000_…` "优化者"), which are Keras's except where the chapter
+Defaults are the textbook chapter's ("Neural network collection", its optimizer section), which are Keras's except where the chapter
 says otherwise (AdaDelta lr 1.0, Adamax and Nadam lr 0.002; Keras 3 uses 0.001 for those).
 ε = 1e-7 everywhere (Keras's backend epsilon; optax's default is 1e-8).
 

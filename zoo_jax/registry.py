@@ -5,7 +5,7 @@
     >>> zoo_jax.get_card("cnn").input_shape
     (28, 28, 1)
 
-A card says what a model is (family, chart node of DESIGN §9, reference), what it eats
+A card says what a model is (family, node of the neural network zoo chart, reference), what it eats
 (per-example input shape, classes) and how the seed trains it (learner, dataset, optimizer,
 loss, epochs, batch size). Overrides passed to `get_model` become module attributes.
 
@@ -69,7 +69,7 @@ class ZooCard:
     loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-# The 51 nodes of the neural network zoo chart (DESIGN §9), by family. The project is
+# The 51 nodes of the neural network zoo chart (F. van Veen, "The Neural Network Zoo", Asimov Institute 2016), by family. The project is
 # complete when every id has a registered, trained, tested model.
 CHART_NODES: dict[str, tuple[str, ...]] = {
     "feed-forward": ("perceptron", "feed_forward", "deep_feed_forward", "rbf_network",
@@ -92,10 +92,10 @@ CHART_NODES: dict[str, tuple[str, ...]] = {
     "competitive / kernel": ("kohonen_network", "support_vector_machine"),
     "memory / routing": ("neural_turing_machine", "memory_network", "capsule_network"),
 }  # fmt: skip
-# Systems seed 002 describes beyond the chart (DESIGN §10): registered like the nodes.
+# Systems beyond the chart ("Understanding deep learning architectures"): registered like nodes.
 SYSTEMS = ("text_to_image_gan", "show_attend_tell")
 
-SEED_003 = "Atienza, Advanced Deep Learning with Keras (2018), ch. 1 (seed 003)"
+SEED_003 = "Atienza, Advanced Deep Learning with Keras (Packt 2018), ch. 1"
 
 
 def chart_nodes() -> list[str]:
@@ -177,7 +177,7 @@ def count_params(name_or_model: str | nn.Module, input_shape: tuple[int, ...] | 
     return _count(name_or_model, input_shape)
 
 
-def count_every_card() -> dict[str, int]:
+def count_every_card(announce: Callable[[str], None] | None = None) -> dict[str, int]:
     """`count_params` of every card. Tracing the 50 models takes about 12 s on 2 cores, so
     `zoo-jax list` keeps the counts in the user cache (`param_counts.json`) under a digest of
     zoo_jax's source files and the jax / flax versions: any change to a model counts again.
@@ -192,6 +192,10 @@ def count_every_card() -> dict[str, int]:
             return {name: int(saved["params"][name]) for name in list_models()}
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    if announce is not None:
+        announce(
+            f"counting the parameters of {len(_collect())} models (once; kept in {cache_file})"
+        )
     counts = {name: count_params(name) for name in list_models()}
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)

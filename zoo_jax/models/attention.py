@@ -1,6 +1,7 @@
 """Attention: additive (Bahdanau), multiplicative (Luong dot / general / concat), Luong's local
 attention (monotonic and predictive), hard attention, scaled dot-product and multi-head; and
-the models built on them: seed 000's attention-RNN classifier, the Transformer (encoder-
+the models built on them: the attention-RNN classifier of the textbook chapter "Neural
+network collection", the Transformer (encoder-
 decoder, encoder-only, decoder-only) and the attentional stacked-LSTM encoder–decoder.
 
 Shapes: queries `(batch, Tq, dq)`, keys / values `(batch, Tk, dk)`; a key `mask` `(batch,
@@ -420,7 +421,7 @@ class Transformer(nn.Module):
         return buffer[:, 1:], weights
 
 
-# --- Encoder–decoder with attention (Luong et al. 2015; seed 002's NMT) ----------------------
+# --- Encoder–decoder with attention (Luong et al. 2015; the textbook chapter's NMT) ----------
 
 ATTENTIONS = ("none", "dot", "general", "concat", "local_m", "local_p", "hard")
 
@@ -616,7 +617,7 @@ _DATES_LEN = 32  # source characters, PAD-padded
 CARDS = [
     ZooCard(
         name="attention_rnn", family="attention", chart_node="attention_rnn",
-        reference="Luong et al. 2015, arXiv:1508.04025; the attention RNN of seed 000",
+        reference="Luong et al. 2015, arXiv:1508.04025; the Keras attention RNN of the chapter 'Neural network collection'",
         build=AttentionRNNClassifier, input_shape=(28, 28),
         input_layout="N,T,F (28 rows of 28 pixels)",
         description="SimpleRNN(128) outputs, read by dot attention from the last state, dense 10",
@@ -648,7 +649,7 @@ CARDS = [
     ZooCard(
         name="seq2seq", family="attention", chart_node="seq2seq_attention",
         reference="Sutskever et al. 2014, arXiv:1409.3215; Luong et al. 2015, arXiv:1508.04025 "
-                  "(seed 002's NMT)",
+                  "(the NMT of the chapter 'Understanding deep learning architectures')",
         build=partial(Seq2Seq, source_vocab=text.DATE_VOCAB_SIZE,
                       target_vocab=text.DATE_VOCAB_SIZE, embed_dim=32, units=128, num_layers=2),
         input_shape=(_DATES_LEN,), input_layout=_TOKENS + " (PAD 0)", input_kind="tokens",

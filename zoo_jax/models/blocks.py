@@ -4,7 +4,7 @@
 `flax.linen.ConvTranspose(transpose_kernel=True)` and `flax.linen.Dropout` compute, with the
 same parameter names and shapes (checkpoints and converters do not care), through
 `zoo_jax.lowering` (the backend's fastest form of the same function). The rest are layers
-from the seeds' papers: PReLU, Maxout, PyTorch-style pooling, conv + batch norm, separable
+from the papers the textbooks cite: PReLU, Maxout, PyTorch-style pooling, conv + batch norm, separable
 convolution, local response normalisation.
 """
 

@@ -792,7 +792,7 @@ CARDS = [
         chart_node="deep_convolutional_network",
         reference=(
             "TensorFlow 'Deep MNIST for experts' tutorial (2015); "
-            "Getting started with neural networks (seed 004)"
+            "the textbook chapter 'Getting started with neural networks'"
         ),
         build=TutorialCNN,
         input_shape=(28, 28, 1),
@@ -821,7 +821,7 @@ CARDS = [
         name="deconv_net",
         family="convolutional",
         chart_node="deconvolutional_network",
-        reference="Dosovitskiy et al. 2015, arXiv:1411.5928 (the seed 000 Keras DN)",
+        reference="Dosovitskiy et al. 2015, arXiv:1411.5928 (the Keras DN of the chapter 'Neural network collection')",
         build=DeconvNet,
         input_shape=(56,),
         input_layout="code vector (one-hot class + transformation inputs)",
@@ -855,7 +855,7 @@ CARDS = [
         name="lenet5_keras",
         family="convolutional",
         chart_node="lenet5",
-        reference="LeCun et al. 1998; the Keras LeNet-5 of seed 000",
+        reference="LeCun et al. 1998; the Keras LeNet-5 of the chapter 'Neural network collection'",
         build=KerasLeNet,
         input_shape=(32, 32, 1),
         input_layout="NHWC (MNIST padded to 32x32)",

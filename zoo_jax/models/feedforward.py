@@ -21,7 +21,7 @@ class MLP(nn.Module):
 
     Reference: Rumelhart, Hinton & Williams, "Learning representations by back-propagating
     errors", Nature 323 (1986), doi:10.1038/323533a0; configured as the MNIST classifier of
-    Atienza, *Advanced Deep Learning with Keras* (2018), ch. 1 (seed `003_…`, Fig. 1.3.3).
+    Atienza, *Advanced Deep Learning with Keras* (2018), ch. 1 (Fig. 1.3.3).
 
     Convention: Keras `Dense` defaults (Glorot-uniform kernels, zero biases). The readout
     returns logits; the softmax of the Keras model is folded into the cross-entropy loss.

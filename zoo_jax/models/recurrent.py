@@ -36,7 +36,7 @@ def _step(cell, carry, inputs, constants, zero_output_for_mask):
 
 
 class Recurrent(nn.Module):
-    """The seeds' RNN base layer: a cell scanned over `(batch, time, features)`.
+    """The textbooks' RNN base layer: a cell scanned over `(batch, time, features)`.
 
     What Keras's `RNN` has: `initial_state` (the cell's carry; default zeros), `constants`
     passed to every call of the cell (`cell(carry, x, constants)`, e.g. an encoder's outputs
@@ -122,7 +122,7 @@ class RecurrentClassifier(nn.Module):
 
     Reference: Elman, "Finding structure in time", Cognitive Science 14(2), 1990,
     doi:10.1207/s15516709cog1402_1; the seed configuration is the MNIST row-sequence
-    classifier of Atienza (2018) ch. 1 (seed `003_…`, Fig. 1.5.1: SimpleRNN(256,
+    classifier of Atienza (2018) ch. 1 (Fig. 1.5.1: SimpleRNN(256,
     dropout=0.2), Dense 10). `cell` is a name of `cells.CELLS` (`cell_options` its fields,
     e.g. `{"reset_after": false}` for Cho's GRU); `units` an int or one int per stacked
     layer (every layer but the last returns its sequence to the next, as a stacked Keras
@@ -226,7 +226,7 @@ _CHAR_LEN = 128  # characters per training window (truncated BPTT length)
 
 def _recurrent(name, node, cell, reference, description, **kw) -> ZooCard:
     """A sequential-MNIST classifier of the recurrent zoo: the seed's SimpleRNN(256,
-    dropout 0.2) + Dense 10 with another cell (seed 003 swaps in LSTM and GRU so)."""
+    dropout 0.2) + Dense 10 with another cell (Atienza's ch. 1 swaps in LSTM and GRU so)."""
     return ZooCard(
         name=name,
         family="recurrent",

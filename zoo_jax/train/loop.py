@@ -171,6 +171,10 @@ def _plot(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        (run_dir / "curves.txt").write_text(
+            "curves.png needs matplotlib: pip install 'zoo-jax[viz]' (metrics.jsonl has the "
+            "same numbers)\n"
+        )
         return
     first, second = metrics[0], metrics[min(1, len(metrics) - 1)]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))

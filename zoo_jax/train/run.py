@@ -30,7 +30,27 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 @dataclasses.dataclass
 class RunConfig:
-    """What to train and how. `None` fields take the model card's default."""
+    """What to train and how; the CLI's `zoo-jax train` flags set the same fields. `None`
+    fields take the model card's default (`zoo-jax info MODEL`).
+
+    - `model`: a registered name (`zoo-jax list`); `model_overrides`: its attributes
+      (`--set hidden=[512]`), checked by name, kind and range.
+    - `dataset` (mnist, fashion-mnist, fsdd, chars, dates), `data_dir` (searched alone when
+      given), `train_limit` / `test_limit` (the first N examples).
+    - `optimizer` (sgd, nag, rmsprop, adagrad, adadelta, adam, adamax, nadam),
+      `learning_rate`, `optimizer_options` (Keras's names: momentum, beta_1, clipnorm,
+      weight_decay, max_norm, …), `schedule` and `schedule_options` (a Keras schedule).
+    - `loss` (a Keras loss name) and `loss_options` (delta, label_smoothing); `l1`, `l2`:
+      Keras kernel penalties.
+    - `epochs` (with resume: up to this many), `batch_size` (global), `seed` (the data order,
+      the initialisation, dropout: the same seed gives the same run on the CPU).
+    - `augment` (training-time augmentation by name).
+    - `parallel` (none, pmap, sharded) and `devices` (how many; default all).
+    - `nan_policy`: stop (a non-finite loss or gradient ends the run) or skip (the update is
+      left out and counted; a run that still ends non-finite is an error).
+    - `keep_checkpoints` (the last N), `log_every` (steps between metric read-backs at most;
+      they also happen every 2 s).
+    """
 
     model: str
     dataset: str | None = None
