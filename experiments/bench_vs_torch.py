@@ -5,11 +5,11 @@ worker process (compiled and warmed up once), the workers timed in alternating r
 load from other processes falls on all alike; the ratio of median step times is what we
 report, never absolute times.
 
-- The seed models (issue #2): MLP and CNN with Adam, the SimpleRNN with SGD, on 128 random
+- The seed models (Atienza 2018, ch. 1): MLP and CNN with Adam, the SimpleRNN with SGD, on 128 random
   MNIST-shaped examples; targets are minimum ratios. A third worker runs each as a plain
   Flax step, written as the Flax examples write one (`flax_step`): what `jax.jit` of the
   same network gives without zoo_jax's engine and layers.
-- The sequence models (issue #5), in target tokens per second: `char_rnn` (embedding 64,
+- The sequence models, in target tokens per second: `char_rnn` (embedding 64,
   LSTM 256, readout; 32 windows of 128 characters; Adam; vs `nn.LSTM`) and `transformer`
   (encoder–decoder, d_model 64, 4 heads, 2 + 2 layers, d_ff 256, label smoothing 0.1; 64
   date pairs, 11 target tokens each; Adam; vs `nn.Transformer`, which adds a final
@@ -37,7 +37,11 @@ from pathlib import Path
 from experiments import common
 from zoo_jax.errors import ArgumentParser, UnknownNameError, ZooError
 
-TARGETS = {"mlp": 2.5, "rnn": 1.8, "cnn": 1.0}  # issue #2: minimum zoo_jax / torch ratios
+TARGETS = {
+    "mlp": 2.5,
+    "rnn": 1.8,
+    "cnn": 1.0,
+}  # minimum zoo_jax / torch ratios (the project's targets)
 SEQUENCE = {"char_rnn": 32, "transformer": 64}  # batch size of each (examples per step)
 FRAMEWORKS = ("jax", "torch", "flax")  # worker kinds; flax: the seed models only
 SETTLE = 3  # steps of each turn not counted (see `compare`)

@@ -1,4 +1,4 @@
-"""What every experiment script shares: result rows in the DESIGN §7 schema, and RESULTS.md."""
+"""What every experiment script shares: result rows (one JSON object per trained configuration), and RESULTS.md."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def headline(metrics: dict):
 
 
 def result_row(experiment: str, row: str, summary: dict, reference: dict, notes: str = "") -> dict:
-    """One DESIGN §7 row from a `zoo_jax.fit` summary."""
+    """One result row from a `zoo_jax.fit` summary."""
     cfg = summary["config"]
     return {
         "experiment": experiment,

@@ -12,7 +12,7 @@ Adam's 1e-3 (`LEARNING_RATE`). Runs shorter than `SHORT_RUN_STEPS` (the reduced 
 Keras-layout networks BatchNorm momentum 0.9 and post-activation ResNets zero-initialised
 residual branches, as their notes say. The width multiplier
 (`--width`) scales every convolution and is written into each result file, with the device.
-Targets (issue #4): MNIST ≥ 99.2 % for every architecture; Fashion-MNIST ≥ 91 %
+Targets: MNIST ≥ 99.2 % for every architecture; Fashion-MNIST ≥ 91 %
 (LeNet-5 ≥ 89 %). Fashion-MNIST's benchmark README publishes figures for some families,
 which the report puts beside ours. Several runners may share the work (claim files).
 """
@@ -122,7 +122,10 @@ def run_row(
         data_dir=data_dir,
     )
     summary = fit(cfg, progress=False)
-    reference = {"source": "issue #4 targets", "target_accuracy": target(model, dataset)}
+    reference = {
+        "source": "the convolutional zoo's targets",
+        "target_accuracy": target(model, dataset),
+    }
     if dataset == "fashion-mnist" and model in FASHION_BENCHMARK:
         reference["fashion_benchmark"] = FASHION_BENCHMARK[model]
     spec, input_shape, _ = registry.training_spec(model, overrides)
@@ -261,7 +264,7 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
         out += [
             "",
             "Rows on the CPU: this project's 2-core machine, where a run must stay within about",
-            "15 minutes (issue #4), so the width is reduced and the run short; their accuracy",
+            "15 minutes (the per-row budget), so the width is reduced and the run short; their accuracy",
             "says what that budget buys, not what the architecture reaches (a width-1 CPU row",
             "took longer: its wall time says how long). The rows whose",
             "device is a GPU ran at full width on one lent for some sessions (30 device-minutes",

@@ -8,7 +8,7 @@ For each dataset: (1) the judge, the chart's DCN (`dcn`), trains on the real tra
 image from its code (one-hot class + a random translation of up to ±2 pixels, see
 `zoo_jax.learners.ClassDecoderLearner`), binary cross-entropy per pixel, Adam 1e-3; (3) the
 generator draws `JUDGED` images for random (class, translation) codes and the judge
-classifies them. Target (issue #4): ≥ 95 % of the generated images are classified as the
+classifies them. Target: ≥ 95 % of the generated images are classified as the
 class they were drawn for. For comparison the judge also classifies what the per-pixel loss
 is minimised by, for the same codes: each class's mean training image, translated. A sample grid (one row per class, one column per translation)
 goes to `results/deconv_net/DATASET_samples.png`.
@@ -128,7 +128,7 @@ def run_row(dataset: str, quick: bool, data_dir) -> dict:
         "deconv_net",
         dataset,
         summary,
-        {"source": "issue #4 target", "target_judged_accuracy": TARGET},
+        {"source": "the DN's target", "target_judged_accuracy": TARGET},
         f"{n} generated images, classes and translations (±{m} px) drawn uniformly; judge: "
         f"`{JUDGE}` trained {judge_cfg.epochs} epochs on the real images. test_accuracy here "
         "is the generator's pixel agreement (ClassDecoderLearner); judged_accuracy is the target.",

@@ -5,10 +5,10 @@
     python -m experiments.recurrent_zoo --quick         # CI: tiny models, 1 epoch, few examples
 
 Sequential MNIST (`smnist`): each image is 28 rows of 28 pixels read one row per step; the
-cell's last output feeds a dense 10 (the seed 003 classifier with the cell swapped). The
+cell's last output feeds a dense 10 (Atienza 2018 ch. 1's classifier with the cell swapped). The
 Elman row is the seed's own configuration (`rnn`: SimpleRNN 256, SGD, 20 epochs); the others
 train `SMNIST_EPOCHS` epochs with Adam 1e-3, batch 128, clipnorm 1 (one budget for all, to
-compare the cells). Targets (issue #5, as in seed 003): LSTM and GRU ≥ 98.8 %, SimpleRNN ≥
+compare the cells). Targets (as in Atienza 2018, ch. 1): LSTM and GRU ≥ 98.8 %, SimpleRNN ≥
 98.0 %; the `lstm_target` / `gru_target` rows train those two `SMNIST_TARGET_EPOCHS` epochs
 with Adam 2e-3 decayed to 0 (cosine) for it.
 
@@ -105,7 +105,7 @@ def run_row(task: str, row: str, quick: bool, data_dir) -> dict:
     summary = fit(cfg, progress=False)
     if task == "smnist":
         target = SMNIST_TARGETS.get(row)
-        reference = {"source": "issue #5 / seed 003", "target_test_accuracy": target}
+        reference = {"source": "Atienza 2018, ch. 1", "target_test_accuracy": target}
         notes = "sequential MNIST: 28 rows of 28 pixels, one row per step"
         result = common.result_row("recurrent_zoo", f"smnist/{row}", summary, reference, notes)
         result["metrics"]["met_target"] = (
@@ -207,8 +207,8 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
         "Each cell reads an image as 28 rows of 28 pixels and a dense layer classifies its last",
         "output (`python -m experiments.recurrent_zoo --task smnist`). The Elman row is the seed's",
         "own configuration (SGD, 20 epochs); the others Adam 1e-3 with clipnorm 1,",
-        f"{SMNIST_EPOCHS} epochs (one budget, to compare the cells). Targets (issue "
-        "#5, seed 003): LSTM and GRU ≥ 98.8 %,",
+        f"{SMNIST_EPOCHS} epochs (one budget, to compare the cells). Targets ("
+        "Atienza 2018, ch. 1): LSTM and GRU ≥ 98.8 %,",
         "SimpleRNN ≥ 98.0 %; the `_target` rows train LSTM and GRU "
         f"{SMNIST_TARGET_EPOCHS} epochs (Adam 2e-3, cosine decay) for it.",
         "",

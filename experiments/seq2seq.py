@@ -116,7 +116,7 @@ def run_row(row: str, quick: bool) -> dict:
         examples += [(pairs.texts[i], tokens[i], weights[i]) for i in range(MAP_EXAMPLES)]
     if not quick and overrides.get("attention") != "none":
         plot_attention(OUT / f"{row}_attention.png", row, examples)
-    reference = {"source": "issue #5: compare attention types on a task that needs alignment"}
+    reference = {"source": "compare attention types on a task that needs alignment"}
     notes = (
         f"dates → ISO 8601, {datasets.DATES_SIZES['train']:,} training pairs (sources ≤ "
         f"{text.DATES_TRAIN_MAX_LEN} chars); test_accuracy = exact-sequence accuracy of greedy "
