@@ -1,18 +1,13 @@
 """The Keras loss catalogue: Keras's names, aliases and argument order `(y_true, y_pred)`,
 one value per example (the last axis reduced), equal to `keras.losses.*` within 1e-6.
 
-    >>> import jax.numpy as jnp
-    >>> from zoo_jax import losses
-    >>> loss = losses.get("sparse_categorical_crossentropy")
-    >>> labels, logits = jnp.array([0, 2]), jnp.zeros((2, 3))   # a batch of two, 3 classes
-    >>> loss(labels, logits, from_logits=True).shape            # one value per example
-    (2,)
-    >>> round(float(loss(labels, logits, from_logits=True)[0]), 4)   # log 3
-    1.0986
+    >>> import jax.numpy as jnp; from zoo_jax import losses
+    >>> loss = losses.get("sparse_categorical_crossentropy")     # two examples, 3 classes:
+    >>> [round(float(v), 4) for v in loss(jnp.array([0, 2]), jnp.zeros((2, 3)), from_logits=True)]
+    [1.0986, 1.0986]
 
-The textbook chapter "Neural network collection" (its loss-function section) lists these
-fourteen; the formulas below are Keras 3's, with
-ε = 1e-7 (Keras's backend epsilon) where Keras clips:
+The chapter "Neural network collection" lists these fourteen; the formulas are Keras 3's,
+with ε = 1e-7 (Keras's backend epsilon) where Keras clips:
 
 =================================  ============================================================
 mean_squared_error (mse)           mean((y − ŷ)²)
@@ -37,10 +32,9 @@ poisson                            mean(ŷ − y·log(ŷ + ε))
 Where Keras would silently broadcast or mis-index, we raise an `InputError`: shapes must
 agree (up to Keras's own rule that squeezes a trailing axis of size 1 when the ranks differ
 by one), and sparse labels must be integers in `[0, classes)`. The label range is checked
-on concrete arrays; inside `jax.jit` values are unknown, so an out-of-range label makes that
-example's loss NaN — which the training loop's NaN policy reports — instead of wrapping to
-the last class (optax) or giving 0 (Keras). The training pipeline validates labels on the
-host before they reach a device, so there this never happens.
+on concrete arrays; inside `jax.jit` an out-of-range label makes that example's loss NaN
+(the NaN policy reports it), not the last class (optax) or 0 (Keras); the pipeline validates
+labels on the host first.
 """
 
 from __future__ import annotations

@@ -58,14 +58,12 @@ class Perceptron(nn.Module):
 
 class FeatureReadout(nn.Module):
     """A feature map `hidden` (frozen at random or learned) and a Dense `readout` of it: the
-    form the closed-form learners fit (`learners.closed_form`). A subclass gives
-    `hidden_layer()` and checks its attributes in `check()`."""
+    form the closed-form learners fit (`learners.closed_form`). A subclass defines
+    `hidden_layer()`, the module to call `hidden`, and may check its attributes in
+    `check()`."""
 
     def check(self) -> None:
         pass
-
-    def hidden_layer(self) -> nn.Module:
-        raise NotImplementedError
 
     def setup(self):
         self.check()
