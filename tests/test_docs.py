@@ -18,4 +18,4 @@ def test_every_docstring_example_runs():
     top = doctest.testmod(zoo_jax, optionflags=doctest.ELLIPSIS, report=False)
     assert top.failed == 0 and top.attempted >= 5  # help(zoo_jax)'s own examples
     assert not any(failed.values()), {k: v for k, v in failed.items() if v}
-    assert attempted["zoo_jax.losses"] >= 5 and attempted["zoo_jax.optim"] >= 5
+    assert attempted["zoo_jax.losses"] >= 3 and attempted["zoo_jax.optim"] >= 5
