@@ -1,4 +1,4 @@
-"""The seed-table script's quick mode runs and writes DESIGN §7 rows (not to the real results)."""
+"""The experiment scripts' quick modes run and write result rows (not to the real results)."""
 
 import importlib
 import json
