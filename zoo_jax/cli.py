@@ -267,6 +267,9 @@ def _resumed_config(args) -> RunConfig:
         for f in dataclasses.fields(RunConfig)
         if getattr(given, f.name) != getattr(defaults, f.name)
     }
+    for key, value in changed.items():  # options given now add to (or change) the saved ones
+        if isinstance(value, dict):
+            changed[key] = {**getattr(base, key), **value}
     if args.model and args.model != base.model:
         changed["model"] = args.model
     return dataclasses.replace(base, **changed)
