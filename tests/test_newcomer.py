@@ -196,3 +196,17 @@ def test_a_text_model_counts_tokens_and_a_translation_names_its_two_accuracies(c
     assert summary["train"]["exact_match"] is None  # training is teacher-forced
     assert "images_per_s" not in summary and summary["tokens_per_s"] > summary["sequences_per_s"]
     assert "token_acc" in lines[-1] and "exact" in lines[-1] and " acc " not in lines[-1]
+
+
+def test_the_command_line_introduces_itself(capsys):
+    code, out, _ = _cli(capsys)
+    assert code == 0 and "list" in out and "train" in out and "bench" in out  # no command
+    code, out, _ = _cli(capsys, "--version")
+    assert code == 0 and out.startswith("zoo-jax 0.")
+    code, out, _ = _cli(capsys, "info", "lenet5", "--json")
+    card = json.loads(out)
+    assert card["params"] == 60_000 and card["forward_flops_per_example"] > 500_000
+    code, out, _ = _cli(capsys, "info", "lenet5", "--flops")
+    assert "per example (XLA's cost analysis)" in out and "239,904" in out  # C1's FLOPs cell
+    names = [line.split(":")[0] for line in out.splitlines()[:20] if ":" in line]
+    assert len({len(n) for n in names}) == 1  # the card's field names are aligned

@@ -8,6 +8,7 @@ bug in zoo_jax.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -159,13 +160,34 @@ def cmd_info(args) -> None:
     if flops is not None:
         fields["forward FLOPs"] = f"{flops:,.0f} per example (XLA's cost analysis)"
     print("\n".join(_columns([[f"{k}:", str(v)] for k, v in fields.items()], right={0})))
-    table = model.tabulate(
-        jax.random.PRNGKey(0),
-        *inputs,
-        compute_flops=args.flops,
-        console_kwargs={"width": 120, "force_terminal": sys.stdout.isatty()},
-    )
+    with _thousands_in_tables():
+        table = model.tabulate(
+            jax.random.PRNGKey(0),
+            *inputs,
+            compute_flops=args.flops,
+            console_kwargs={"width": 120, "force_terminal": sys.stdout.isatty()},
+        )
     print(table)
+
+
+@contextlib.contextmanager
+def _thousands_in_tables():
+    """Flax's table prints the FLOPs cells as bare integers; while it renders, its cell
+    formatter writes integers with thousands separators (shapes are not integers there).
+    A flax without that private hook keeps its own format."""
+    from flax.linen import summary
+
+    render = getattr(summary, "_maybe_render", None)
+    if render is None:
+        yield
+        return
+    summary._maybe_render = lambda x: (
+        f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else render(x)
+    )
+    try:
+        yield
+    finally:
+        summary._maybe_render = render
 
 
 def _forward_flops(model, inputs) -> float | None:
