@@ -6,8 +6,8 @@ run is bitwise reproducible on CPU, and `resume=True` continues it exactly: the 
 epoch `e` is drawn from `fold_in(data_key, e)`, the step key from `fold_in(state.rng, step)`,
 and a resumed run skips the batches of the interrupted epoch it already consumed.
 
-The host reads metrics back every `log_every` steps, not every step, so the device queue
-never drains. Non-finite steps are skipped inside the step (see `GradientLearner`); the
+The host reads metrics back every `log_every` steps or `PROGRESS_READ_S` seconds, whichever
+comes first, not every step, so the device queue never drains; `Progress` shows them. Non-finite steps are skipped inside the step (see `GradientLearner`); the
 policy decides what the host does on seeing one: `stop` (default) raises `NonFiniteError`,
 `skip` counts it and goes on.
 """
@@ -230,7 +230,7 @@ class Progress:
                 TextColumn("{task.fields[info]}"),
                 transient=False,
                 console=Console(stderr=True),
-            )  # fmt: skip  (stdout: results)
+            )  # the bar on stderr: stdout carries the results
             self.bar.__enter__()
             self.task = self.bar.add_task(self.model, total=self.total, info="")
         return self
