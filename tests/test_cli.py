@@ -36,7 +36,7 @@ def test_info_shows_card_and_layer_table(capsys):
 def test_info_flops_counts_each_layer(capsys):
     code, out, _ = _run(capsys, "info", "mlp", "--flops")
     dense_0 = next(line for line in out.splitlines() if "Dense_0" in line)
-    assert code == 0 and f" {2 * 784 * 256 + 256} " in dense_0  # the product and the bias add
+    assert code == 0 and f" {2 * 784 * 256 + 256:,} " in dense_0  # the product and the bias add
 
 
 def test_train_then_evaluate(capsys, tmp_path):
