@@ -312,6 +312,7 @@ def _node_labels(codebook, x, y, xt, yt) -> tuple[float, np.ndarray]:
     test images by their best matching unit: (test accuracy, the nodes' labels)."""
     from zoo_jax.models.shallow import squared_distances
 
+    codebook = jnp.asarray(codebook, jnp.float32)
     win = lambda a: np.asarray(jnp.argmin(squared_distances(jnp.asarray(a), codebook), -1))
     w = win(x)
     labels = np.array([np.bincount(y[w == k], minlength=10).argmax() if np.any(w == k) else 0
@@ -347,10 +348,7 @@ def som_row(quick, data_dir):
     t = time.perf_counter()
     som.train(x[seen], len(seen))
     peer_s = time.perf_counter() - t
-    win = np.array([np.ravel_multi_index(som.winner(v), (rows, cols)) for v in x])
-    node_label = np.array([np.bincount(y[win == k], minlength=10).argmax() if np.any(win == k)
-                           else 0 for k in range(rows * cols)])  # fmt: skip
-    test_win = np.array([np.ravel_multi_index(som.winner(v), (rows, cols)) for v in xt])
+    peer_accuracy, _ = _node_labels(som.get_weights().reshape(rows * cols, -1), x, y, xt, yt)
     online_accuracy, labels = _node_labels(online["state"].params["codebook"], x, y, xt, yt)
     metrics = {
         "quantization_error": online["test"]["quantization_error"],
@@ -360,7 +358,7 @@ def som_row(quick, data_dir):
         "fit_s": online_s,
         "peer_quantization_error": float(som.quantization_error(xt)),
         "peer_topographic_error": float(som.topographic_error(xt)),
-        "peer_test_accuracy": float(np.mean(node_label[test_win] == yt)),
+        "peer_test_accuracy": peer_accuracy,
         "peer_fit_s": peer_s,
         "batch_quantization_error": out["batch"][0]["test"]["quantization_error"],
         "batch_topographic_error": out["batch"][0]["test"]["topographic_error"],

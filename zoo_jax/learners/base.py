@@ -98,6 +98,13 @@ class LearnerDefaults:
         return labels.size
 
 
+def flat_inputs(batch: Batch) -> jax.Array:
+    """A batch's inputs as `(batch, features)` float32: what the shallow learners' rules
+    (perceptron, k-means, the self-organising map) add and compare."""
+    x = batch["inputs"]
+    return jnp.reshape(x, (len(x), -1)).astype(jnp.float32)
+
+
 def mean_over(x: Any, axis_name: str | None) -> Any:
     """`x` averaged over the devices of `axis_name` (unchanged outside pmap)."""
     return x if axis_name is None else lax.pmean(x, axis_name)

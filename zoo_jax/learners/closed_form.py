@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from zoo_jax.errors import ZooError
-from zoo_jax.learners.base import Batch, LearnerDefaults, sum_over
+from zoo_jax.learners.base import Batch, LearnerDefaults, flat_inputs, sum_over
 from zoo_jax.models.shallow import squared_distances
 from zoo_jax.train.state import TrainState
 
@@ -182,7 +182,7 @@ class KMeansRidgeLearner(RidgeLearner):
         return state.replace(params=state.params | {"hidden": hidden}, opt_state=stats)
 
     def update(self, state, batch, rng, *, axis_name=None):
-        x = batch["inputs"].reshape(len(batch["inputs"]), -1).astype(jnp.float32)
+        x = flat_inputs(batch)
 
         def readout(state):
             def set_width(state):

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from zoo_jax.learners.base import Batch, LearnerDefaults, mean_over, sum_over
+from zoo_jax.learners.base import Batch, LearnerDefaults, flat_inputs, mean_over, sum_over
 from zoo_jax.models.shallow import KohonenMap, squared_distances
 from zoo_jax.train.state import TrainState
 
@@ -75,11 +75,11 @@ class SOMLearner(LearnerDefaults):
         )
 
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
-        x = sample_batch["inputs"].reshape(len(sample_batch["inputs"]), -1)
+        x = flat_inputs(sample_batch)
         params = self.model.init(rng, x[:1])["params"]
         k = len(params["codebook"])
         pick_rng, run_rng = jax.random.split(rng)
-        codebook = jnp.asarray(x, jnp.float32)[jax.random.randint(pick_rng, (k,), 0, len(x))]
+        codebook = x[jax.random.randint(pick_rng, (k,), 0, len(x))]
         stats = {
             "hits": jnp.zeros((k, self.num_classes)),
             "numerator": jnp.zeros_like(codebook),
@@ -88,14 +88,15 @@ class SOMLearner(LearnerDefaults):
         return TrainState(jnp.zeros((), jnp.int32), {"codebook": codebook}, stats, {}, run_rng)
 
     def update(self, state, batch, rng, *, axis_name=None):
-        x = batch["inputs"].reshape(len(batch["inputs"]), -1).astype(jnp.float32)
+        x = flat_inputs(batch)
         grid = self.model.grid()
         w = state.params["codebook"]
         local = len(x)
         everyone = sum_over(jnp.float32(local), axis_name)
         seen = state.step.astype(jnp.float32) * everyone  # examples before this batch
-        bmu = jnp.argmin(squared_distances(x, w), -1)
-        quantization = jnp.sqrt(jnp.min(squared_distances(x, w), -1))
+        d2 = squared_distances(x, w)
+        bmu = jnp.argmin(d2, -1)
+        quantization = jnp.sqrt(jnp.min(d2, -1))
 
         if self.model.batch_map:
             epoch_start = seen - (state.step % self.steps_per_epoch) * everyone
@@ -147,7 +148,7 @@ class SOMLearner(LearnerDefaults):
         return jnp.argmax(state.opt_state["hits"], -1)
 
     def evaluate(self, state, batch, *, axis_name=None):
-        x = batch["inputs"].reshape(len(batch["inputs"]), -1).astype(jnp.float32)
+        x = flat_inputs(batch)
         d2 = squared_distances(x, state.params["codebook"])
         _, best = lax.top_k(-d2, 2)
         grid = self.model.grid()

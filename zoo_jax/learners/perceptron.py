@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from zoo_jax.learners.base import Batch, LearnerDefaults, mean_over, sum_over
+from zoo_jax.learners.base import Batch, LearnerDefaults, flat_inputs, mean_over, sum_over
 from zoo_jax.train.state import TrainState
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class PerceptronLearner(LearnerDefaults):
         )
 
     def update(self, state, batch, rng, *, axis_name=None):
-        x = batch["inputs"].reshape(len(batch["inputs"]), -1).astype(jnp.float32)
+        x = flat_inputs(batch)
         k = state.params["bias"].shape[-1]
 
         def visit(carry, example):

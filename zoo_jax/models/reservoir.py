@@ -9,6 +9,8 @@ Chart nodes: `echo_state_network`, `liquid_state_machine`. A fixed random recurr
 
 from __future__ import annotations
 
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -281,34 +283,24 @@ class SpikingColumn(nn.Module):
 
 # --- the cards of this family (zoo_jax.registry collects them) ------------------------------------
 
+# What both cards share: spoken digits, one pass adding the readout's statistics.
+_card = partial(ZooCard, family="reservoir", input_shape=(100, 16), learner="ridge",
+                input_layout="N,T,F (1 s of 16 log-mel bands every 10 ms)", dataset="fsdd",
+                epochs=1, batch_size=100)  # fmt: skip
 CARDS = [
-    ZooCard(
+    _card(
         name="echo_state_network",
-        family="reservoir",
         chart_node="echo_state_network",
         reference="Jaeger 2001 (GMD Report 148); Jaeger & Haas 2004, doi:10.1126/science.1091277",
         build=EchoStateNetwork,
-        input_shape=(100, 16),
-        input_layout="N,T,F (1 s of 16 log-mel bands every 10 ms)",
-        learner="ridge",
-        dataset="fsdd",
-        epochs=1,
-        batch_size=100,
         description="500 leaky tanh units (leak 0.3), readout of the last and mean states",
         test_overrides={"units": 32},
     ),
-    ZooCard(
+    _card(
         name="liquid_state_machine",
-        family="reservoir",
         chart_node="liquid_state_machine",
         reference="Maass, Natschläger & Markram 2002, doi:10.1162/089976602760407955",
         build=LiquidStateMachine,
-        input_shape=(100, 16),
-        input_layout="N,T,F (1 s of 16 log-mel bands every 10 ms)",
-        learner="ridge",
-        dataset="fsdd",
-        epochs=1,
-        batch_size=100,
         description="135 leaky integrate-and-fire neurons (15x3x3), spikes in 1 ms steps",
         test_overrides={"column": (3, 2, 2), "steps_per_frame": 2},
     ),

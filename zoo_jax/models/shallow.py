@@ -15,19 +15,23 @@ layer called `readout`.
 
 from __future__ import annotations
 
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from zoo_jax.errors import ZooError
-from zoo_jax.models import blocks
+from zoo_jax.models import blocks, checks
 from zoo_jax.registry import ZooCard
 
 LECUN_1998 = "LeCun et al. 1998, doi:10.1109/5.726791, Fig. 9"  # the MNIST error table
 
 
-def _flatten(x: jax.Array) -> jax.Array:
-    return x.reshape((x.shape[0], -1)).astype(jnp.float32)
+def _flatten(x: jax.Array, model: nn.Module) -> jax.Array:
+    """`(batch, features)` floats (`models.checks`: uint8 pixels are refused, not rescaled)."""
+    name = type(model).__name__
+    return checks.flatten(checks.floats(x, name), name)
 
 
 def _positive(model: str, **values: float) -> None:
@@ -50,7 +54,7 @@ class Perceptron(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        x = _flatten(x)
+        x = _flatten(x, self)
         kernel = self.param("kernel", nn.initializers.zeros, (x.shape[-1], self.num_classes))
         bias = self.param("bias", nn.initializers.zeros, (self.num_classes,))
         return x @ kernel + bias
@@ -112,7 +116,7 @@ class RandomLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = _flatten(x)
+        x = _flatten(x, self)
         d = x.shape[-1]
         normal = lambda shape: jax.random.normal(self.make_rng("params"), shape)
         w = self.variable(
@@ -157,7 +161,7 @@ class GaussianUnits(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = _flatten(x)
+        x = _flatten(x, self)
         c = self.param("centres", nn.initializers.zeros, (self.units, x.shape[-1]))
         log_width = self.param("log_width", nn.initializers.zeros, ())
         return jnp.exp(-squared_distances(x, c) / (2 * jnp.exp(2 * log_width)))
@@ -203,7 +207,7 @@ class KohonenMap(nn.Module):
             )
         if self.sigma is not None:
             _positive("kohonen_network", sigma=self.sigma)
-        x = _flatten(x)
+        x = _flatten(x, self)
         codebook = self.param(
             "codebook", nn.initializers.uniform(1.0), (self.rows * self.cols, x.shape[-1])
         )
@@ -246,7 +250,7 @@ class RandomFourierFeatures(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = _flatten(x)
+        x = _flatten(x, self)
         key = lambda: self.make_rng("params")
         w = self.variable(
             "constants", "kernel",
@@ -262,70 +266,57 @@ class RandomFourierFeatures(nn.Module):
 
 # --- the cards of this family (zoo_jax.registry collects them) ------------------------------------
 
-_FLAT = "N,F (flattened 28x28 image)"
+# What every card of this family shares: flattened 28×28 images.
+_card = partial(ZooCard, family="shallow", input_shape=(784,),
+                input_layout="N,F (flattened 28x28 image)")  # fmt: skip
 CARDS = [
-    ZooCard(
+    _card(
         name="perceptron",
-        family="shallow",
         chart_node="perceptron",
         reference="Rosenblatt 1958, doi:10.1037/h0042519",
         build=Perceptron,
-        input_shape=(784,),
-        input_layout=_FLAT,
         learner="perceptron",
         epochs=10,
         batch_size=100,
         description="multi-class perceptron rule (mistake-driven), last iterate",
     ),
-    ZooCard(
+    _card(
         name="averaged_perceptron",
-        family="shallow",
         chart_node="perceptron",
         reference="Freund & Schapire 1999, doi:10.1023/A:1007662407062; Collins 2002",
         build=Perceptron,
-        input_shape=(784,),
-        input_layout=_FLAT,
         learner="averaged_perceptron",
         epochs=10,
         batch_size=100,
         description="the perceptron rule, predicting with the average of every iterate",
     ),
-    ZooCard(
+    _card(
         name="extreme_learning_machine",
-        family="shallow",
         chart_node="extreme_learning_machine",
         reference="Huang, Zhu & Siew 2006, doi:10.1016/j.neucom.2005.12.126",
         build=ExtremeLearningMachine,
-        input_shape=(784,),
-        input_layout=_FLAT,
         learner="ridge",
         epochs=1,
         batch_size=500,
         description="1,000 random sigmoid units, ridge readout",
         test_overrides={"units": 64},
     ),
-    ZooCard(
+    _card(
         name="rbf_network",
-        family="shallow",
         chart_node="rbf_network",
         reference=f"Broomhead & Lowe 1988; {LECUN_1998} (RBF network: 3.6 %)",
         build=RBFNetwork,
-        input_shape=(784,),
-        input_layout=_FLAT,
         learner="kmeans_ridge",
         epochs=4,
         batch_size=500,
         description="1,000 Gaussian units by k-means (3 epochs), ridge readout (1 epoch)",
         test_overrides={"centres": 32},
     ),
-    ZooCard(
+    _card(
         name="kohonen_network",
-        family="shallow",
         chart_node="kohonen_network",
         reference="Kohonen 1982, doi:10.1007/BF00337288",
         build=KohonenMap,
-        input_shape=(784,),
-        input_layout=_FLAT,
         learner="som",
         learning_rate=0.5,
         epochs=2,
@@ -333,14 +324,11 @@ CARDS = [
         description="10x10 self-organising map, online updates, nodes labelled by majority",
         test_overrides={"rows": 3, "cols": 4},
     ),
-    ZooCard(
+    _card(
         name="support_vector_machine",
-        family="shallow",
         chart_node="support_vector_machine",
         reference="Cortes & Vapnik 1995, doi:10.1007/BF00994018; Rahimi & Recht 2007",
         build=RandomFeatureSVM,
-        input_shape=(784,),
-        input_layout=_FLAT,
         loss="categorical_hinge",
         learning_rate=1e-3,
         epochs=10,
