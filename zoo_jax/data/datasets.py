@@ -4,6 +4,8 @@
   model (`(28, 28, 1)`, `(784,)`, or `(28, 28)`: sequential MNIST, 28 rows of 28 pixels).
 - `fsdd`: the Free Spoken Digit Dataset (`audio.py`): log-mel spectrograms `(100, 16)`
   (1 s of 10 ms frames, 16 bands) in [0, 1], digits 0–9; splits train / test.
+- `encoder`: the n-h-n encoder problem of Ackley, Hinton & Sejnowski 1985: the n patterns
+  with unit i on in both visible groups (`encoder_patterns`), the same in both splits.
 - `chars`: character-level language modelling on `pydoc_data.topics` (`text.py`): windows
   of the model's input length, inputs `w[:, :-1]` and next-character labels `w[:, 1:]`.
   Splits train / validation / test.
@@ -25,12 +27,13 @@ from zoo_jax.data import audio, pipeline, text, vision
 from zoo_jax.errors import InputError, UnknownNameError
 
 TOKEN_DATASETS = ("chars", "dates")
-DATASETS = (*vision.DATASETS, "fsdd", *TOKEN_DATASETS)
+DATASETS = (*vision.DATASETS, "fsdd", "encoder", *TOKEN_DATASETS)
 DATES_SIZES = {"train": 50_000, "validation": 2_000, "test": 2_000, "long": 2_000}
 DATES_SEED = 0
 SPLITS = {
     **dict.fromkeys(vision.DATASETS, ("train", "test")),
     "fsdd": audio.SPLITS,
+    "encoder": ("train", "test"),
     "chars": ("train", "validation", "test"),
     "dates": tuple(DATES_SIZES),
 }
@@ -73,6 +76,9 @@ def load(
     if name == "chars":
         windows = text.lm_windows(getattr(_chars(), split), input_shape[0])
         return windows[:limit, :-1], windows[:limit, 1:]
+    if name == "encoder":
+        x, labels = encoder_patterns(input_shape)
+        return x[:limit], labels[:limit]
     if name == "dates":
         pairs = date_pairs(split, input_shape[0])
         return pairs.sources[:limit], pairs.targets[:limit]
@@ -87,6 +93,18 @@ def load(
     images, labels = vision.load(name, split, data_dir)
     images, labels = images[:limit], labels[:limit]
     return pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)
+
+
+def encoder_patterns(input_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The n-h-n encoder's environment (Ackley, Hinton & Sejnowski 1985): n patterns over two
+    groups of n units, unit i on in both groups; labels i. Both splits are these patterns."""
+    if len(input_shape) != 1 or input_shape[0] % 2 or input_shape[0] < 2:
+        raise InputError(
+            f"the encoder task needs an even number of visible units, got {input_shape}"
+        )
+    n = input_shape[0] // 2
+    eye = np.eye(n, dtype=np.float32)
+    return np.concatenate([eye, eye], 1), np.arange(n, dtype=np.int32)
 
 
 def sample_inputs(name: str, input_shape: tuple[int, ...], n: int = 1) -> np.ndarray:

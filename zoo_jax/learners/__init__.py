@@ -17,6 +17,13 @@ from zoo_jax.learners.base import (
 from zoo_jax.learners.closed_form import KMeansRidgeLearner, RidgeLearner
 from zoo_jax.learners.competitive import SOMLearner
 from zoo_jax.learners.decoder import ClassDecoderLearner, shift_images
+from zoo_jax.learners.energy import (
+    AssociativeMemoryLearner,
+    BoltzmannLearner,
+    ContrastiveDivergenceLearner,
+    DBNLearner,
+    MarkovCountLearner,
+)
 from zoo_jax.learners.gradient import AUX_WEIGHT, GradientLearner
 from zoo_jax.learners.perceptron import AveragedPerceptronLearner, PerceptronLearner
 from zoo_jax.learners.translation import TranslationLearner
@@ -30,6 +37,11 @@ LEARNERS: dict[str, type] = {
     "ridge": RidgeLearner,
     "kmeans_ridge": KMeansRidgeLearner,
     "som": SOMLearner,
+    "markov_counts": MarkovCountLearner,
+    "associative_memory": AssociativeMemoryLearner,
+    "boltzmann": BoltzmannLearner,
+    "contrastive_divergence": ContrastiveDivergenceLearner,
+    "dbn": DBNLearner,
 }
 
 
@@ -44,12 +56,17 @@ def get(name: str) -> type:
 __all__ = [
     "AUX_WEIGHT",
     "LEARNERS",
+    "AssociativeMemoryLearner",
     "AveragedPerceptronLearner",
+    "BoltzmannLearner",
     "ClassDecoderLearner",
+    "ContrastiveDivergenceLearner",
+    "DBNLearner",
     "GradientLearner",
     "KMeansRidgeLearner",
     "Learner",
     "LearnerDefaults",
+    "MarkovCountLearner",
     "PerceptronLearner",
     "RidgeLearner",
     "SOMLearner",

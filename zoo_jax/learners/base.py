@@ -30,7 +30,8 @@ are optional, with defaults in `LearnerDefaults`, and the pure functions never c
   steps with `apply_gradients(..., player=name)`. The state stays one pytree, so it is
   checkpointed, resumed, replicated and sharded like any other.
 - `check_config(run)` checks the learner's own options (its loss, augmentation) before
-  anything is built; nothing outside `zoo_jax.learners` tests a learner's name.
+  anything is built, `check_inputs(run, x)` the values of each split's inputs (a binary
+  model's range); nothing outside `zoo_jax.learners` tests a learner's name.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ class LearnerDefaults:
     @classmethod
     def check_config(cls, run: Run) -> None:
         """Raise a `ZooError` for options of `run.config` this learner cannot train with."""
+
+    @classmethod
+    def check_inputs(cls, run: Run, x: Any) -> None:
+        """Raise an `InputError` for input values this learner's rule cannot read (a binary
+        model given intensities outside [0, 1]); called on each split before training."""
 
     @staticmethod
     def model_args(inputs: Any) -> tuple:

@@ -1,7 +1,16 @@
 """Model families, one file each; each ends with its `CARDS`. Find a model by name through
 `zoo_jax.registry`, which collects the cards of the modules listed here."""
 
-from zoo_jax.models import attention, convolutional, feedforward, recurrent, reservoir, shallow
+from zoo_jax.models import (
+    attention,
+    convolutional,
+    energy,
+    feedforward,
+    markov,
+    recurrent,
+    reservoir,
+    shallow,
+)
 
 # One line per family module: adding a family adds its module here.
-FAMILIES = (feedforward, convolutional, recurrent, attention, shallow, reservoir)
+FAMILIES = (feedforward, convolutional, recurrent, attention, shallow, reservoir, markov, energy)

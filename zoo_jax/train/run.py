@@ -224,6 +224,7 @@ class Run:
             else:
                 pipeline.validate_inputs(x, input_shape, self.card.input_layout)
                 pipeline.validate_labels(y, num_classes, len(x))
+            self.learner_class.check_inputs(self, x)
         if len(x_train) < cfg.batch_size:
             raise InputError(
                 f"{len(x_train)} training examples cannot fill one batch of {cfg.batch_size}"
