@@ -250,6 +250,20 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
             f"{m['validation_bpc']:.3f} | **{m['test_bpc']:.3f}** | {common.pct(m['test_accuracy'])} | "
             f"{m['tokens_per_s'] or 0:,.0f} | {r['wall_s']:.0f} | {r['device']} |"
         )
+    markov_rows = [r for r in by_experiment.get("energy", []) if r["row"].startswith("markov_k")]
+    for r in sorted(markov_rows, key=lambda r: r["metrics"]["test_bpc"]):
+        m = r["metrics"]
+        out.append(
+            f"| markov k={r['config']['order']} | markov_chain | {r['config']['params']:,} slots | "
+            f"— | — | {m['validation_bpc']:.3f} | **{m['test_bpc']:.3f}** | "
+            f"{common.pct(m['test_accuracy'])} | — | {r['wall_s']:.0f} | {r['device']} |"
+        )
+    if markov_rows:
+        out += [
+            "",
+            "The Markov chain rows (`experiments.energy`): order-k counts of the same training",
+            "windows, interpolated Kneser–Ney; one pass, no learning rate.",
+        ]
     by_row = {r["row"]: r["metrics"] for r in chars}
     if "chars/mlstm" in by_row and "chars/lstm" in by_row:
         mlstm, lstm = by_row["chars/mlstm"]["test_bpc"], by_row["chars/lstm"]["test_bpc"]

@@ -112,7 +112,8 @@ def zoo_table(rows: list[dict]) -> str:
 
 def _sequence_task_results(rows: list[dict]) -> dict[str, str]:
     """Per sequence model, its best result on its task: bits per character on `chars` (the
-    cell named), exact-sequence accuracy on `dates` (the attention named)."""
+    cell or the Markov order named), exact-sequence accuracy on `dates` (the attention
+    named)."""
     best = {}
     for r in rows:
         m, options = r["metrics"], r["config"].get("model_overrides", {})
@@ -120,6 +121,9 @@ def _sequence_task_results(rows: list[dict]) -> dict[str, str]:
             score, text = -m["test_bpc"], f"chars {m['test_bpc']:.3f} bpc"
             if "cell" in options:
                 text += f" ({options['cell']})"
+        elif r["experiment"] == "energy" and r["row"].startswith("markov_k"):
+            score = -m["test_bpc"]
+            text = f"chars {m['test_bpc']:.3f} bpc (order {r['config']['order']})"
         elif r["experiment"] == "seq2seq":
             score, text = m["test_exact"], f"dates {common.pct(m['test_exact'])} % exact"
             if "attention" in options:

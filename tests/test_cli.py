@@ -174,7 +174,7 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
     assert rows["capsule_network"]["models"] == []
     code, out, _ = _run(capsys, "list", "--chart")
     assert rows["perceptron"]["models"] == ["averaged_perceptron", "perceptron"]
-    assert code == 0 and out.splitlines()[-1] == "29 of 51 chart nodes have a model"
+    assert code == 0 and out.splitlines()[-1] == "35 of 51 chart nodes have a model"
 
 
 @pytest.mark.parametrize(
@@ -244,6 +244,14 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
         (["train", "--model", "rbf_network", "--set", "width_scale=-1"], "width_scale must be"),
         (["train", "--model", "support_vector_machine", "--set", "gamma=0"], "gamma must be > 0"),
         (["train", "--model", "rbf_network", "--epochs", "1"], "needs epochs >= 2"),
+        (["train", "--model", "rbm", "--set", "cd_steps=0"], "cd_steps must be a positive"),
+        (["train", "--model", "markov_chain", "--set", "order=0"], "order must be"),
+        (["train", "--model", "markov_chain", "--set", "order=300"], "windows longer than 300"),
+        (
+            ["train", "--model", "boltzmann_machine", "--set", "temperature=0"],
+            "temperature must be > 0",
+        ),
+        (["train", "--model", "hopfield_network", "--set", 'rule="storky"'], "rule must be one of"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

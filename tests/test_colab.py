@@ -34,3 +34,12 @@ def test_reservoir_and_kernels_notebook_executes(monkeypatch):
     nrmse = float(outputs.split("one-step NRMSE on 200 test steps: ")[1].split()[0])
     assert 0 < nrmse < 0.2
     assert "quantization error" in outputs and "test accuracy" in outputs
+
+
+def test_energy_notebook_executes(monkeypatch):
+    outputs = _execute("energy.ipynb", monkeypatch)
+    assert "storkey: wrong bits after recall" in outputs
+    hebb = outputs.split("hebb wrong bits by load: ")[1].splitlines()[0]
+    assert hebb.startswith("{0.05: 0.0")  # a load of 0.05 is recalled without errors
+    ll = float(outputs.split("test log-likelihood ≈ ")[1].split()[0])
+    assert -400 < ll < 0

@@ -327,3 +327,22 @@ def test_shallow_quick_measures_each_learner_beside_its_peer(tmp_path, monkeypat
     assert 0 < esn["test_nrmse"] < 0.5 and len(esn["test_nrmse_by_seed"]) == 3
     text = report.render(list(rows.values()))
     assert "| elm, 500 hidden" in text and "MiniSom" in text and "ReservoirPy" in text
+
+
+def test_energy_quick_and_its_report(tmp_path, monkeypatch):
+    from experiments import energy, report
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert energy.main(["--quick", "--rows", "markov_k2,boltzmann,rbm_cd1,rbm_bench"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "energy")}
+    assert sorted(rows) == ["boltzmann", "markov_k2", "rbm_bench", "rbm_cd1"]
+    markov = rows["markov_k2"]["metrics"]
+    assert 2 < markov["test_bpc"] < 5 and markov["peer_subset_test_bpc"] > 0
+    assert len(markov["sample"]) == len(energy.PROMPT) + 300
+    assert rows["boltzmann"]["metrics"]["success_rate"]["4-2-4"] > 0
+    rbm = rows["rbm_cd1"]["metrics"]
+    assert rbm["test_ll"] < 0 and rbm["peer_test_ll"] < 0 and 0 < rbm["test_accuracy"] <= 1
+    assert (tmp_path / "quick" / "energy" / "pictures" / "rbm_cd1.png").stat().st_size > 1000
+    assert rows["rbm_bench"]["metrics"]["speedup"] > 0
+    text = report.render(list(rows.values()))
+    assert "**Markov chain**" in text and "**Boltzmann machine**" in text and "| rbm_cd1 |" in text

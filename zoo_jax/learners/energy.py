@@ -271,7 +271,7 @@ class BoltzmannLearner(LearnerDefaults):
 
         def collect(s, key):
             s = energy.boltzmann_sweeps(weights, params["bias"], s, free,
-                                        jnp.full((1,), energy.FINAL_T), key)  # fmt: skip
+                                        jnp.full((1,), model.temperature), key)  # fmt: skip
             return s, (jnp.einsum("ci,cj->ij", s, s) / len(s), s.mean(0))
 
         keys = jax.random.split(jax.random.fold_in(rng, 1), self.model.statistics_sweeps)

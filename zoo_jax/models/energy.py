@@ -292,6 +292,10 @@ def boltzmann_sweeps(w, b, s, free, temperatures, rng):
     return s
 
 
+ANNEALING = jnp.array([20.0, 20.0, 15.0, 15.0, 12.0, 12.0, 10.0, 10.0, 10.0, 10.0])
+FINAL_T = 10.0
+
+
 class BoltzmannMachine(nn.Module):
     """The Boltzmann machine of Ackley, Hinton & Sejnowski ("A learning algorithm for
     Boltzmann machines", Cognitive Science 9 (1985), doi:10.1207/s15516709cog0901_7) for the
@@ -300,17 +304,19 @@ class BoltzmannMachine(nn.Module):
     paper's threshold, negated) per unit.
 
     The paper's annealing (`ANNEALING`: 2 sweeps at T = 20, 2 at 15, 2 at 12, 4 at 10) then
-    `statistics_sweeps` sweeps at T = 10 to estimate co-occurrences. `__call__(x)` clamps V1
+    `statistics_sweeps` sweeps at T = 10 to estimate co-occurrences (`temperature` scales
+    the schedule to end elsewhere). `__call__(x)` clamps V1
     to x's first group, anneals the rest and returns V2's states (the code read back).
     """
 
     group: int = 4
     hidden: int = 2
     statistics_sweeps: int = 10
+    temperature: float = FINAL_T
 
     def setup(self):
         _positive("boltzmann_machine", group=self.group, hidden=self.hidden,
-                  statistics_sweeps=self.statistics_sweeps)  # fmt: skip
+                  statistics_sweeps=self.statistics_sweeps, temperature=self.temperature)  # fmt: skip
         n = self.units
         self.weights = self.param("weights", nn.initializers.zeros, (n, n))
         self.bias = self.param("bias", nn.initializers.zeros, (n,))
@@ -326,7 +332,10 @@ class BoltzmannMachine(nn.Module):
         return boltzmann_energy(self.weights * self.connections(), self.bias, s)
 
     def anneal(self, s, free, rng, sweeps_after: int = 0):
-        temperatures = jnp.concatenate([ANNEALING, jnp.full((sweeps_after,), FINAL_T)])
+        """The annealing schedule, scaled to end at `temperature`, then `sweeps_after`
+        sweeps there."""
+        schedule = ANNEALING * (self.temperature / FINAL_T)
+        temperatures = jnp.concatenate([schedule, jnp.full((sweeps_after,), self.temperature)])
         return boltzmann_sweeps(self.weights * self.connections(), self.bias, s, free,
                                 temperatures, rng)  # fmt: skip
 
@@ -341,10 +350,6 @@ class BoltzmannMachine(nn.Module):
         free = jnp.ones_like(s).at[:, :g].set(0.0)
         s = self.anneal(s, free, rng)
         return s[:, g : 2 * g]
-
-
-ANNEALING = jnp.array([20.0, 20.0, 15.0, 15.0, 12.0, 12.0, 10.0, 10.0, 10.0, 10.0])
-FINAL_T = 10.0
 
 
 # --- the restricted Boltzmann machine ---------------------------------------------------------

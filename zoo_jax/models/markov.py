@@ -213,7 +213,7 @@ class MarkovChain(nn.Module):
         """What the smoothing reads, derived from the count tables: per order j (context
         length), the table of (h, w) values, the per-context totals, and the discount."""
         base, k, cap = self.vocab_size, self.order, self.capacity
-        raw = lambda m: self.tables[f"counts_{m}"]
+        raw = lambda m: jax.tree.map(jnp.asarray, self.tables[f"counts_{m}"])
         stats = {}
         for j in range(k + 1):
             if self.smoothing == "add_delta" or j == k:
