@@ -58,7 +58,7 @@ def _kneser_ney(windows, k, vocab):
         for g, v in counts.items():
             total[g[:-1]] += v
             rows[g[:-1]] += 1
-        levels.append((counts, total, rows, n1 / (n1 + 2 * n2) if n1 + n2 else 0.5))
+        levels.append((counts, total, rows, n1 / (n1 + 2 * n2) if n1 else 0.5))
 
     def prob(context, w, known):
         p = 1.0 / vocab
@@ -467,3 +467,21 @@ def test_the_dbn_scores_labels_by_the_top_rbms_free_energy_and_trains(mnist_flat
     images = model.apply({"params": params}, jnp.arange(10), jax.random.PRNGKey(0), 20,
                          method="generate")  # fmt: skip
     assert images.shape == (10, 784) and float(images.min()) >= 0 and float(images.max()) <= 1
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [("markov_chain", {"train_limit": 64, "test_limit": 8, "batch_size": 16}),
+     ("boltzmann_machine", {}),
+     ("hopfield_network", {"train_limit": 256, "test_limit": 64, "batch_size": 128})],
+)  # fmt: skip
+def test_the_counting_and_sampling_learners_resume_bitwise(tmp_path, name, options):
+    from zoo_jax import registry
+
+    overrides = registry.get_card(name).test_overrides
+    cfg = lambda epochs: RunConfig(name, epochs=epochs, model_overrides=overrides, **options)
+    straight = fit(cfg(2), tmp_path / "a", **QUIET)
+    fit(cfg(1), tmp_path / "b", **QUIET)
+    resumed = fit(cfg(2), tmp_path / "b", resume=True, **QUIET)
+    chex.assert_trees_all_equal(resumed["state"], straight["state"])
+    assert resumed["test"] == straight["test"]

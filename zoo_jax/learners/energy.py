@@ -30,7 +30,7 @@ from zoo_jax.learners.base import (
     new_state,
     sum_over,
 )
-from zoo_jax.models import energy, markov
+from zoo_jax.models import checks, energy, markov
 from zoo_jax.train.state import TrainState
 
 if TYPE_CHECKING:
@@ -58,19 +58,22 @@ def _weighted_sum(weight, values, axis_name):
 class MarkovCountLearner(LearnerDefaults):
     """Counts every n-gram (lengths 1 … k+1) of each training window (the inputs and the
     last label) into the chain's tables; the devices' windows are gathered first under pmap.
-    One pass is the whole estimate: more epochs count the text again, which add-δ would feel
-    (Kneser–Ney's continuation counts would not). Evaluation scores each next character:
-    `loss` in nats per character and `accuracy` of the most probable one."""
+    One pass is the whole estimate: updates after the first `steps_per_epoch` leave the
+    counts as they are (counting the text twice would double every count). Evaluation
+    scores each next character: `loss` in nats per character and `accuracy` of the most
+    probable one."""
 
     model: markov.MarkovChain
+    steps_per_epoch: int | None = None  # None: every update counts
 
     @classmethod
     def from_config(cls, run: Run, total_steps: int | None = None) -> MarkovCountLearner:
-        return cls(model=run.model())
+        per_epoch = max((total_steps or 0) // run.config.epochs, 1) if total_steps else None
+        return cls(model=run.model(), steps_per_epoch=per_epoch)
 
     @classmethod
     def check_config(cls, run: Run) -> None:
-        order = run.model_overrides.get("order", 3)
+        order = run.model().order
         if isinstance(order, int) and order >= run.input_shape[0]:
             raise ZooError(f"markov_chain order {order} needs windows longer than {order} "
                            f"characters; the card's windows hold {run.input_shape[0]}")  # fmt: skip
@@ -84,13 +87,23 @@ class MarkovCountLearner(LearnerDefaults):
         windows = markov.windows_with_last(batch["inputs"], batch["labels"])
         if axis_name is not None:
             windows = lax.all_gather(windows, axis_name, tiled=True)
-        params, fits = dict(state.params), jnp.bool_(True)
-        for m in range(1, self.model.order + 2):
-            grams = jnp.stack([windows[:, i : windows.shape[1] - m + 1 + i] for i in range(m)], -1)
-            table = {f: params[f"counts_{m}_{f}"] for f in ("hi", "lo", "count")}
-            table, ok = markov.merge_counts(table, grams.reshape(-1, m), self.model.vocab_size)
-            params |= {f"counts_{m}_{f}": table[f] for f in table}
-            fits = fits & ok
+
+        def count(params):
+            params, fits = dict(params), jnp.bool_(True)
+            for m in range(1, self.model.order + 2):
+                grams = jnp.stack(
+                    [windows[:, i : windows.shape[1] - m + 1 + i] for i in range(m)], -1
+                )
+                table = {f: params[f"counts_{m}_{f}"] for f in ("hi", "lo", "count")}
+                table, ok = markov.merge_counts(table, grams.reshape(-1, m), self.model.vocab_size)
+                params |= {f"counts_{m}_{f}": table[f] for f in table}
+                fits = fits & ok
+            return params, fits
+
+        first_pass = True if self.steps_per_epoch is None else state.step < self.steps_per_epoch
+        params, fits = lax.cond(
+            first_pass, count, lambda params: (dict(params), jnp.bool_(True)), state.params
+        )
         return state.replace(step=state.step + 1, params=params), {"finite": fits}
 
     def evaluate(self, state, batch, *, axis_name=None):
@@ -416,7 +429,7 @@ class ContrastiveDivergenceLearner(LearnerDefaults):
 
     def visible(self, inputs) -> jax.Array:
         if self.model.gaussian:
-            return energy.checks.flatten(jnp.asarray(inputs, jnp.float32), "rbm")
+            return checks.flatten(jnp.asarray(inputs, jnp.float32), "rbm")
         return energy.binary_states(inputs, "rbm")
 
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:

@@ -159,9 +159,10 @@ def following(table: dict, context: jax.Array, m: int, base: int, field: str = "
 
 
 def kn_discount(values: jax.Array) -> jax.Array:
-    """D = n1 / (n1 + 2 n2) of the counts `values` (0.5 when there are none of either)."""
+    """D = n1 / (n1 + 2 n2) of the counts `values`; 0.5 where no count is 1 (D would be 0:
+    no mass left for unseen characters, which then have probability 0)."""
     n1, n2 = jnp.sum(values == 1), jnp.sum(values == 2)
-    return jnp.where(n1 + n2 > 0, n1 / jnp.maximum(n1 + 2 * n2, 1), 0.5).astype(jnp.float32)
+    return jnp.where(n1 > 0, n1 / jnp.maximum(n1 + 2 * n2, 1), 0.5).astype(jnp.float32)
 
 
 class MarkovChain(nn.Module):
