@@ -485,3 +485,15 @@ def test_the_counting_and_sampling_learners_resume_bitwise(tmp_path, name, optio
     resumed = fit(cfg(2), tmp_path / "b", resume=True, **QUIET)
     chex.assert_trees_all_equal(resumed["state"], straight["state"])
     assert resumed["test"] == straight["test"]
+
+
+def test_a_gaussian_bernoulli_rbm_learns_standardised_data(mnist_flat):
+    x_train, y_train, x_test, y_test = mnist_flat
+    mean, std = x_train.mean(0), x_train.std(0) + 0.1
+    scale = lambda x: ((x - mean) / std).astype(np.float32)
+    cfg = RunConfig("rbm", epochs=3, batch_size=64, learning_rate=0.01,
+                    model_overrides={"hidden": 32, "visible_type": "gaussian"})  # fmt: skip
+    summary = fit(cfg, None, data=(scale(x_train), y_train, scale(x_test), y_test), **QUIET)
+    errors = [e["test_reconstruction_error"] for e in summary["history"]]
+    assert errors[-1] < errors[0] and np.isfinite(errors).all()
+    assert errors[-1] < np.sum(scale(x_test) ** 2, -1).mean()  # better than predicting 0

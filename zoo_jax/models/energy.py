@@ -305,8 +305,8 @@ class BoltzmannMachine(nn.Module):
 
     The paper's annealing (`ANNEALING`: 2 sweeps at T = 20, 2 at 15, 2 at 12, 4 at 10) then
     `statistics_sweeps` sweeps at T = 10 to estimate co-occurrences (`temperature` scales
-    the schedule to end elsewhere). `__call__(x)` clamps V1
-    to x's first group, anneals the rest and returns V2's states (the code read back).
+    the schedule to end elsewhere). `__call__(x)` clamps V1 to x's first group, anneals the
+    rest and returns V2's states (the code read back).
     """
 
     group: int = 4
@@ -382,25 +382,29 @@ def rbm_visible_mean(params, h, gaussian: bool = False):
     return a if gaussian else jax.nn.sigmoid(a)
 
 
-def rbm_gibbs(params, v, rng, steps: int, gaussian: bool = False):
-    """`steps` alternating Gibbs steps v → h → v; returns the last v sample, the hidden
-    probabilities of the last v (the negative phase's statistics use them, Hinton 2010 §3),
-    and the last hidden sample."""
+def rbm_gibbs(params, v, rng, steps: int, gaussian: bool = False, hidden_probs=None):
+    """`steps` alternating Gibbs steps v → h → v from `v`. Returns the last v sample, the
+    hidden probabilities of the last v (the negative phase's statistics use them, Hinton
+    2010 §3), and the visible means of the first step (a reconstruction). `hidden_probs`:
+    p(h = 1 | v) of the start when the caller has it (one product fewer)."""
 
     def step(carry, key):
-        v, _ = carry
+        v, p = carry
         kh, kv = jax.random.split(key)
-        h = jax.random.bernoulli(kh, jax.nn.sigmoid(rbm_hidden_input(params, v))).astype(v.dtype)
+        h = jax.random.bernoulli(kh, p).astype(v.dtype)
         mean = rbm_visible_mean(params, h, gaussian)
         if gaussian:
             v = mean + jax.random.normal(kv, mean.shape, mean.dtype)
         else:
             v = jax.random.bernoulli(kv, mean).astype(v.dtype)
-        return (v, h), None
+        return (v, jax.nn.sigmoid(rbm_hidden_input(params, v))), mean
 
-    h0 = jnp.zeros((*v.shape[:-1], params["kernel"].shape[1]), v.dtype)
-    (v, h), _ = lax.scan(step, (v, h0), jax.random.split(rng, steps))
-    return v, jax.nn.sigmoid(rbm_hidden_input(params, v)), h
+    p0 = jax.nn.sigmoid(rbm_hidden_input(params, v)) if hidden_probs is None else hidden_probs
+    keys = jax.random.split(rng, steps)
+    # the first step outside the loop: its visible means are the reconstruction returned
+    carry, first_mean = step((v, p0), keys[0])
+    (v, p), _ = lax.scan(step, carry, keys[1:])
+    return v, p, first_mean
 
 
 class RestrictedBoltzmannMachine(nn.Module):
