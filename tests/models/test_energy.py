@@ -464,7 +464,9 @@ def test_the_dbn_scores_labels_by_the_top_rbms_free_energy_and_trains(mnist_flat
         joined = jnp.concatenate([h, jnp.broadcast_to(jax.nn.one_hot(y, 10), (4, 10))], -1)
         np.testing.assert_allclose(scores[:, y], -energy.rbm_free_energy(params["top"], joined),
                                    rtol=1e-4, atol=1e-3)  # fmt: skip
-    images = model.apply({"params": params}, jnp.arange(10), jax.random.PRNGKey(0), 20,
+    generative = summary["state"].model_state["generative"]
+    assert not np.array_equal(generative["top"]["kernel"], params["top"]["kernel"])  # untied
+    images = model.apply({"params": generative}, jnp.arange(10), jax.random.PRNGKey(0), 20,
                          method="generate")  # fmt: skip
     assert images.shape == (10, 784) and float(images.min()) >= 0 and float(images.max()) <= 1
 
@@ -497,3 +499,22 @@ def test_a_gaussian_bernoulli_rbm_learns_standardised_data(mnist_flat):
     errors = [e["test_reconstruction_error"] for e in summary["history"]]
     assert errors[-1] < errors[0] and np.isfinite(errors).all()
     assert errors[-1] < np.sum(scale(x_test) ** 2, -1).mean()  # better than predicting 0
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [("markov_chain", {"train_limit": 64, "test_limit": 8, "batch_size": 16}),
+     ("hopfield_network", {"train_limit": 256, "test_limit": 64, "batch_size": 128}),
+     ("bam", {"train_limit": 256, "test_limit": 64, "batch_size": 128}),
+     ("boltzmann_machine", {"epochs": 2}),
+     ("deep_belief_network", {"train_limit": 256, "test_limit": 64, "batch_size": 64,
+                              "epochs": 4})],
+)  # fmt: skip
+def test_every_energy_card_trains_on_four_devices(name, options):
+    from zoo_jax import registry
+
+    overrides = registry.get_card(name).test_overrides
+    summary = fit(RunConfig(name, parallel="pmap", devices=4, model_overrides=overrides,
+                            **{"epochs": 1, **options}), None, **QUIET)  # fmt: skip
+    assert summary["train_step_compiles"] == 1
+    assert all(np.isfinite(v) for v in summary["test"].values())

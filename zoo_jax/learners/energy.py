@@ -488,7 +488,10 @@ class DBNLearner(LearnerDefaults):
     the cross-entropy of the feed-forward logits (`DeepBeliefNetwork.__call__`) with the
     run's optimizer: the paper's up-down fine-tuning is not implemented; this is the
     discriminative fine-tuning of Hinton & Salakhutdinov 2006. Each phase has its own
-    optimizer state. The weights start at N(0, 0.01²) (Hinton 2010): without pretraining,
+    optimizer state. Fine-tuning unties the recognition weights from the generative ones,
+    as the paper's up-down does: `model_state["generative"]` keeps the weights as
+    pretraining left them, and `DeepBeliefNetwork.generate` should be applied to those
+    (fine-tuned for classification, the tied weights no longer generate digits). The weights start at N(0, 0.01²) (Hinton 2010): without pretraining,
     a sigmoid stack this small at that scale hardly learns by backpropagation.
 
     Metrics: `loss` (cross-entropy) and `accuracy` of the logits, and
@@ -528,7 +531,9 @@ class DBNLearner(LearnerDefaults):
         params = jax.jit(self.model.init)(init_key, x)["params"]
         opt_state = {name: self.cd_optimizer.init(params[name]) for name in self.names}
         opt_state["finetune"] = self.optimizer.init(params)
-        return TrainState(jnp.zeros((), jnp.int32), params, opt_state, {}, rng)
+        # the weights as pretraining leaves them: a copy (donated apart from `params`)
+        generative = {"generative": jax.tree.map(jnp.copy, params)}
+        return TrainState(jnp.zeros((), jnp.int32), params, opt_state, generative, rng)
 
     def _layer_input(self, params, x, labels, layer: int):
         h = x
@@ -547,8 +552,9 @@ class DBNLearner(LearnerDefaults):
         grads = mean_over(cd_gradient(params, v0, vk, hk, h0), axis_name)
         updates, opt = self.cd_optimizer.update(grads, state.opt_state[name], params)
         recon = jnp.mean(jnp.sum((v0 - vk) ** 2, -1))
-        new = state.replace(params=state.params | {name: optax.apply_updates(params, updates)},
-                            opt_state=state.opt_state | {name: opt})  # fmt: skip
+        params = state.params | {name: optax.apply_updates(params, updates)}
+        new = state.replace(params=params, opt_state=state.opt_state | {name: opt},
+                            model_state={"generative": params})  # fmt: skip
         return new, mean_over(recon, axis_name)
 
     def _loss(self, params, x, labels):

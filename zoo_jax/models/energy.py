@@ -537,7 +537,8 @@ class DeepBeliefNetwork(nn.Module):
     logits of the feed-forward network the stack defines (see there), which fine-tuning by
     backpropagation trains (Hinton et al. fine-tune by the up-down algorithm instead;
     `learners.DBNLearner` says which it does). `generate(y, rng, steps)` runs alternating
-    Gibbs sampling in the top RBM with the label clamped, then passes down.
+    Gibbs sampling in the top RBM with the label clamped, then passes down: apply it to
+    the generative weights (the learner's `model_state["generative"]`).
     """
 
     layers: tuple[int, ...] = (500, 500, 2000)
