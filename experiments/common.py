@@ -181,6 +181,19 @@ def run_claimed(plan, out_dir: Path, run, *, force: bool = False, quick: bool = 
     return done
 
 
+def pyplot():
+    """`matplotlib.pyplot` on the Agg backend, or None where matplotlib is not installed:
+    the experiments then skip their pictures, never their figures."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def update_report() -> None:
     """Regenerate RESULTS.md and the README's tables (`python -m experiments.report`) in a
     process of their own: an experiment never imports the report, which imports them."""

@@ -69,12 +69,9 @@ def judged_as_drawn(judge, judge_state, images: np.ndarray, labels: np.ndarray):
 
 
 def save_grid(path, generator, params, num_classes: int) -> None:
-    try:
-        import matplotlib
-    except ImportError:
+    plt = common.pyplot()
+    if plt is None:
         return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     labels = jnp.repeat(jnp.arange(num_classes), len(GRID_SHIFTS))
     shifts = jnp.tile(jnp.asarray(GRID_SHIFTS), (num_classes, 1))

@@ -292,20 +292,22 @@ def completion_row(quick: bool):
                 {"patterns": [3, 10]}, notes, time.perf_counter() - t)  # fmt: skip
 
 
+def _tiles(images, rows: int, cols: int) -> np.ndarray:
+    """`rows` × `cols` images of 28 × 28 pixels (flattened) as one picture."""
+    grid = np.asarray(images).reshape(rows, cols, 28, 28)
+    return grid.transpose(0, 2, 1, 3).reshape(28 * rows, 28 * cols)
+
+
 def _save_completion_picture(examples, path):
-    try:
-        import matplotlib
-    except ImportError:
+    plt = common.pyplot()
+    if plt is None:
         return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(examples), 3, figsize=(12, 0.75 * len(examples) + 0.3))
     for row, (name, (stored, start, out)) in enumerate(examples.items()):
         for col, (title, img) in enumerate((("stored", stored), ("30 % flipped", start),
                                             ("recalled", out))):  # fmt: skip
-            tiles = np.asarray(img[:10]).reshape(10, 28, 28).transpose(1, 0, 2).reshape(28, 280)
-            axes[row, col].imshow(tiles, cmap="gray")
+            axes[row, col].imshow(_tiles(img[:10], 1, 10), cmap="gray")
             axes[row, col].set_xticks([]), axes[row, col].set_yticks([])
             axes[row, col].set_title(f"{name}: {title}", fontsize=8)
     fig.tight_layout()
@@ -397,20 +399,15 @@ def binarised_mnist(quick: bool):
 
 
 def _save_rbm_pictures(kernel, samples, path):
-    try:
-        import matplotlib
-    except ImportError:
+    plt = common.pyplot()
+    if plt is None:
         return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 6))
     side = min(10, math.isqrt(kernel.shape[1]))
-    filters = np.asarray(kernel[:, : side * side]).T.reshape(side, side, 28, 28)
-    a.imshow(filters.transpose(0, 2, 1, 3).reshape(28 * side, 28 * side), cmap="gray")
+    a.imshow(_tiles(np.asarray(kernel[:, : side * side]).T, side, side), cmap="gray")
     a.set_title(f"first {side * side} filters (weights into each hidden unit)")
-    s = np.asarray(samples[:100]).reshape(10, 10, 28, 28)
-    b.imshow(s.transpose(0, 2, 1, 3).reshape(280, 280), cmap="gray")
+    b.imshow(_tiles(samples[:100], 10, 10), cmap="gray")
     b.set_title("samples: 1,000 Gibbs steps from random states (visible means)")
     for ax in (a, b):
         ax.set_xticks([]), ax.set_yticks([])
@@ -531,16 +528,12 @@ def _sklearn_peer(x, y, xt, yt, epochs, runs, quick, hidden):
 
 
 def _save_dbn_samples(images, path):
-    try:
-        import matplotlib
-    except ImportError:
+    plt = common.pyplot()
+    if plt is None:
         return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 10))
-    grid = np.asarray(images).reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
-    ax.imshow(grid, cmap="gray")
+    ax.imshow(_tiles(images, 10, 10), cmap="gray")
     ax.set_title("DBN samples: row = the label clamped at the top (1,000 Gibbs steps)")
     ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()

@@ -272,12 +272,9 @@ def elm_row(quick, data_dir):
 
 
 def _save_som_pictures(codebook, labels, rows, cols, path):
-    try:
-        import matplotlib
-    except ImportError:
+    plt = common.pyplot()
+    if plt is None:
         return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     w = codebook.reshape(rows, cols, -1)
     u = np.zeros((rows, cols))
