@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from zoo_jax.errors import ZooError, report, report_interrupt
+from zoo_jax.errors import ArgumentParser, ZooError, report, report_interrupt
 from zoo_jax.files import write_atomic
 from zoo_jax.train.checkpoint import versions
 
@@ -149,6 +149,18 @@ def claim(path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def rows_parser(description: str, rows) -> ArgumentParser:
+    """The options every row-based experiment takes: --quick, --rows, --force, --no-report,
+    --data-dir."""
+    parser = ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny data, results/quick/")
+    parser.add_argument("--rows", default=",".join(rows))
+    parser.add_argument("--force", action="store_true", help="re-run rows that have results")
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
+    return parser
 
 
 def require_rows(plan: list, option: str, known: list[str]) -> None:

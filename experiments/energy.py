@@ -29,7 +29,6 @@ import numpy as np
 
 from experiments import common
 from zoo_jax.data import datasets, text
-from zoo_jax.errors import ArgumentParser
 from zoo_jax.learners import energy as energy_learners
 from zoo_jax.models import energy, markov
 from zoo_jax.train.loop import RunConfig, fit
@@ -655,13 +654,7 @@ RUNNERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny data, results/quick/")
-    parser.add_argument("--rows", default=",".join(ROWS))
-    parser.add_argument("--force", action="store_true", help="re-run rows that have results")
-    parser.add_argument("--no-report", action="store_true")
-    parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
-    args = parser.parse_args(argv)
+    args = common.rows_parser(__doc__.splitlines()[0], ROWS).parse_args(argv)
     if args.data_dir:
         os.environ["ZOO_JAX_DATA"] = args.data_dir
     global OUT, PICTURES

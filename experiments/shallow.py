@@ -20,7 +20,6 @@ machine, measured in the same run.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -32,7 +31,6 @@ import optax
 from experiments import common
 from zoo_jax import registry
 from zoo_jax.data import datasets, series
-from zoo_jax.errors import ArgumentParser
 from zoo_jax.learners import closed_form, kernel
 from zoo_jax.train.loop import RunConfig, fit
 from zoo_jax.train.steps import compile_steps
@@ -596,13 +594,7 @@ RUNNERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny data, results/quick/")
-    parser.add_argument("--rows", default=",".join(ROWS))
-    parser.add_argument("--force", action="store_true", help="re-run rows that have results")
-    parser.add_argument("--no-report", action="store_true")
-    parser.add_argument("--data-dir", default=os.environ.get("ZOO_JAX_DATA"))
-    args = parser.parse_args(argv)
+    args = common.rows_parser(__doc__.splitlines()[0], ROWS).parse_args(argv)
     out_dir = common.RESULTS_DIR / "quick" / "shallow" if args.quick else OUT
     wanted = args.rows.split(",")
     plan = [(row, row) for row in ROWS if row in wanted]
