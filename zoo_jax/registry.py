@@ -67,6 +67,7 @@ class ZooCard:
     param_convention: str = "trainable parameters"
     input_kind: str = "images"  # or "tokens": int ids of a token dataset (datasets.py)
     loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    optimizer_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # beta_1, ...
 
 
 # The 51 nodes of the neural network zoo chart (F. van Veen, "The Neural Network Zoo", Asimov Institute 2016), by family. The project is

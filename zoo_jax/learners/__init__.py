@@ -5,6 +5,7 @@ learning rule adds its file here and one line below.
 """
 
 from zoo_jax.errors import UnknownNameError
+from zoo_jax.learners.adversarial import GAN_LOSSES, AdversarialLearner
 from zoo_jax.learners.base import (
     Learner,
     LearnerDefaults,
@@ -42,6 +43,7 @@ LEARNERS: dict[str, type] = {
     "boltzmann": BoltzmannLearner,
     "contrastive_divergence": ContrastiveDivergenceLearner,
     "dbn": DBNLearner,
+    "adversarial": AdversarialLearner,
 }
 
 
@@ -55,6 +57,8 @@ def get(name: str) -> type:
 
 __all__ = [
     "AUX_WEIGHT",
+    "GAN_LOSSES",
+    "AdversarialLearner",
     "LEARNERS",
     "AssociativeMemoryLearner",
     "AveragedPerceptronLearner",

@@ -2,6 +2,7 @@
 `zoo_jax.registry`, which collects the cards of the modules listed here."""
 
 from zoo_jax.models import (
+    adversarial,
     attention,
     convolutional,
     energy,
@@ -13,4 +14,5 @@ from zoo_jax.models import (
 )
 
 # One line per family module: adding a family adds its module here.
-FAMILIES = (feedforward, convolutional, recurrent, attention, shallow, reservoir, markov, energy)
+FAMILIES = (feedforward, convolutional, recurrent, attention, shallow, reservoir, markov, energy,
+            adversarial)

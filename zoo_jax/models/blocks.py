@@ -63,6 +63,7 @@ class ConvTranspose(nn.Module):
     kernel_size: Sequence[int]
     strides: Sequence[int] = (1, 1)
     padding: str = "SAME"
+    use_bias: bool = True
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
@@ -71,7 +72,7 @@ class ConvTranspose(nn.Module):
         shape = (*self.kernel_size, self.features, x.shape[-1])
         kernel = self.param("kernel", self.kernel_init, shape)
         y = conv_transpose(x, kernel, self.strides, self.padding)
-        return y + self.param("bias", self.bias_init, (self.features,))
+        return y + self.param("bias", self.bias_init, (self.features,)) if self.use_bias else y
 
 
 class Dropout(nn.Dropout):
@@ -125,12 +126,15 @@ class Maxout(nn.Module):
     features: int
     pieces: int = 2
     kernel_init: nn.initializers.Initializer = nn.initializers.glorot_uniform()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.pieces < 1:
             raise ZooError(f"maxout needs pieces >= 1, got {self.pieces}")
-        z = nn.Dense(self.features * self.pieces, kernel_init=self.kernel_init)(x)
+        dense = nn.Dense(self.features * self.pieces, kernel_init=self.kernel_init,
+                         bias_init=self.bias_init)  # fmt: skip
+        z = dense(x)
         return z.reshape(*z.shape[:-1], self.features, self.pieces).max(axis=-1)
 
 

@@ -244,6 +244,11 @@ def resolve(config: RunConfig) -> Run:
         loss=pick(config.loss, card.loss),
         # the card's loss options go with the card's loss (the Transformer's smoothing)
         loss_options=config.loss_options or (card.loss_options if config.loss is None else {}),
+        # and its optimizer options under the config's go with its optimizer (DCGAN's β1)
+        optimizer_options=(
+            card.optimizer_options if config.optimizer in (None, card.optimizer) else {}
+        )
+        | config.optimizer_options,
         epochs=pick(config.epochs, card.epochs),
         batch_size=pick(config.batch_size, card.batch_size),
     )
