@@ -32,7 +32,6 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
@@ -117,7 +116,7 @@ def train_row(model: str, key: str, quick: bool) -> dict:
     milestones = (1, 2) if quick else MILESTONES[model]
     n = 1000 if quick else SAMPLES
     x_train, _ = datasets.load(dataset, "train", (28, 28, 1))
-    x_test, y_test = datasets.load(dataset, "test", (28, 28, 1), None, limits.get("test_limit"))
+    x_test, _ = datasets.load(dataset, "test", (28, 28, 1), None, limits.get("test_limit"))
     stages, fit_s = [], 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for i, epochs in enumerate(milestones):
@@ -172,8 +171,10 @@ def train_row(model: str, key: str, quick: bool) -> dict:
               "samples": n, "judge": f"dcn, {judge.epochs} epochs", **limits}  # fmt: skip
     reference = dict(PAPERS.get(model, {})) if key == "mnist" else {}
     reference |= TARGETS.get(model, {}) | {"min_class_share": MIN_SHARE}
-    notes = ("classifier score of 10,000 samples by the judge; Fréchet distance on the judge's "
-             "128 penultimate features; Parzen σ chosen on the last 1,000 training images.")
+    notes = (
+        "classifier score of 10,000 samples by the judge; Fréchet distance on the judge's "
+        "128 penultimate features; Parzen σ chosen on the last 1,000 training images."
+    )
     return _row(f"{model}_{key}", model, dataset, metrics, config, notes,
                 time.perf_counter() - t0, reference)  # fmt: skip
 
@@ -185,7 +186,12 @@ def _tile(images: np.ndarray, rows: int) -> np.ndarray:
     """Images `(rows * cols, h, w, 1)` as one `(rows * h, cols * w)` picture."""
     n, h, w = images.shape[:3]
     cols = n // rows
-    return images[: rows * cols, ..., 0].reshape(rows, cols, h, w).swapaxes(1, 2).reshape(rows * h, cols * w)
+    return (
+        images[: rows * cols, ..., 0]
+        .reshape(rows, cols, h, w)
+        .swapaxes(1, 2)
+        .reshape(rows * h, cols * w)
+    )
 
 
 def pictures(name: str, learner, state, stages, history, conditional: bool) -> None:

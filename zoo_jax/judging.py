@@ -61,7 +61,7 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 def _parzen_chunk(x, samples, sigmas):
     """log (1/m) Σⱼ N(x; sⱼ, σ²I) for each row of `x` and each σ: `(len(sigmas), len(x))`."""
     mm = lambda a, b: jnp.matmul(a, b, precision="highest")
-    d2 = (jnp.sum(x * x, 1)[:, None] + jnp.sum(samples * samples, 1)[None] - 2 * mm(x, samples.T))
+    d2 = jnp.sum(x * x, 1)[:, None] + jnp.sum(samples * samples, 1)[None] - 2 * mm(x, samples.T)
     d2 = jnp.maximum(d2, 0.0)
     dim, m = x.shape[1], samples.shape[0]
 

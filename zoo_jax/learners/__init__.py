@@ -58,8 +58,8 @@ def get(name: str) -> type:
 __all__ = [
     "AUX_WEIGHT",
     "GAN_LOSSES",
-    "AdversarialLearner",
     "LEARNERS",
+    "AdversarialLearner",
     "AssociativeMemoryLearner",
     "AveragedPerceptronLearner",
     "BoltzmannLearner",

@@ -80,7 +80,9 @@ class AdversarialLearner(LearnerDefaults):
 
     @classmethod
     def from_config(cls, run: Run, total_steps: int | None = None) -> AdversarialLearner:
-        return cls(model=run.model(), optimizer=run.optimizer(total_steps), gan_loss=run.config.loss)
+        return cls(
+            model=run.model(), optimizer=run.optimizer(total_steps), gan_loss=run.config.loss
+        )
 
     def __post_init__(self):
         if self.gan_loss not in GAN_LOSSES:
@@ -118,7 +120,9 @@ class AdversarialLearner(LearnerDefaults):
             out, updates = self.model.apply(variables, *args, train=True, rngs=rngs,
                                             method=method, mutable=list(model_state))  # fmt: skip
             return out, {c: t[player] for c, t in updates.items()}
-        return self.model.apply(variables, *args, train=train, rngs=rngs, method=method), model_state
+        return self.model.apply(
+            variables, *args, train=train, rngs=rngs, method=method
+        ), model_state
 
     def _generator_loss(self, fake_logits):
         if self.gan_loss == "minimax":
@@ -139,7 +143,9 @@ class AdversarialLearner(LearnerDefaults):
         def d_objective(params):
             ms = state.model_state["discriminator"]
             real, ms = self.play("discriminator", params, ms, x, labels, train=True, rng=keys[2])
-            fake, ms = self.play("discriminator", params, ms, fakes, labels, train=True, rng=keys[3])
+            fake, ms = self.play(
+                "discriminator", params, ms, fakes, labels, train=True, rng=keys[3]
+            )
             loss = jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake))
             return loss, (ms, real, fake)
 

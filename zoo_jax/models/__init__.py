@@ -14,5 +14,14 @@ from zoo_jax.models import (
 )
 
 # One line per family module: adding a family adds its module here.
-FAMILIES = (feedforward, convolutional, recurrent, attention, shallow, reservoir, markov, energy,
-            adversarial)
+FAMILIES = (
+    feedforward,
+    convolutional,
+    recurrent,
+    attention,
+    shallow,
+    reservoir,
+    markov,
+    energy,
+    adversarial,
+)

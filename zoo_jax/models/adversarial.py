@@ -43,7 +43,9 @@ from zoo_jax.registry import ZooCard
 def _uniform(scale: float) -> nn.initializers.Initializer:
     """U(-scale, scale): pylearn2's `irange`, the initialisation of Goodfellow's and Mirza's
     MNIST models."""
-    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+        key, shape, dtype, -scale, scale
+    )
 
 
 class TwoPlayers(nn.Module):
@@ -281,7 +283,9 @@ class ConditionalDiscriminator(nn.Module):
     def __call__(self, x, y, *, train: bool = False):
         init = _uniform(0.005)
         drop = lambda h: blocks.Dropout(self.dropout, deterministic=not train)(h)
-        hx = drop(blocks.Maxout(self.x_units, self.x_pieces, kernel_init=init)(x.reshape(len(x), -1)))
+        hx = drop(
+            blocks.Maxout(self.x_units, self.x_pieces, kernel_init=init)(x.reshape(len(x), -1))
+        )
         hy = drop(blocks.Maxout(self.label_units, self.label_pieces, kernel_init=init)(y))
         h = jnp.concatenate([hx, hy], -1)
         h = drop(blocks.Maxout(self.joint_units, self.joint_pieces, kernel_init=init)(h))
@@ -337,10 +341,19 @@ CARDS = [
         epochs=5,
         description="G: z 100, 4x4x512, transposed convs 256-128-64-3, tanh; D: convs 64-128-256-512",
         small_input_shape=(28, 28, 1),
-        small_overrides={"g_features": (128, 64), "d_features": (64, 128), "base": (7, 7),
-                         "channels": 1},  # fmt: skip
-        test_overrides={"g_features": (4, 2), "d_features": (2, 4), "base": (7, 7),
-                        "channels": 1, "latent_dim": 4},  # fmt: skip
+        small_overrides={
+            "g_features": (128, 64),
+            "d_features": (64, 128),
+            "base": (7, 7),
+            "channels": 1,
+        },
+        test_overrides={
+            "g_features": (4, 2),
+            "d_features": (2, 4),
+            "base": (7, 7),
+            "channels": 1,
+            "latent_dim": 4,
+        },
         param_convention="trainable parameters of both players (PyTorch DCGAN example: "
         "G 3,576,704 + D 2,765,568)",
     ),
