@@ -84,12 +84,18 @@ def zoo_table(rows: list[dict]) -> str:
     best measured test accuracy on each dataset and the CPU train-step throughput."""
     best = _best(rows)
     judged = {r["dataset"]: r for r in rows if r["experiment"] == "deconv_net"}
+    scored = {(r["model"], r["dataset"]): r["metrics"] for r in rows
+              if r["experiment"] == "adversarial" and "classifier_score" in r["metrics"]}  # fmt: skip
     speed = {(r["model"], r["device"].split(":")[0]): r["metrics"]["images_per_s"]
              for r in rows if r["experiment"] == "zoo_bench"}  # fmt: skip
 
     def measured(model, dataset):
         if model == "deconv_net" and dataset in judged:
             return f"{common.pct(judged[dataset]['metrics']['judged_accuracy'])} judged"
+        if (model, dataset) in scored:  # a generator: the judge's score of its samples
+            m = scored[model, dataset]
+            match = f", {common.pct(m['class_match'])} match" if "class_match" in m else ""
+            return f"score {m['classifier_score']:.2f}{match}"
         r = best.get((model, dataset))
         if r is None:
             return "–"

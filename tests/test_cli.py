@@ -174,7 +174,7 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
     assert rows["capsule_network"]["models"] == []
     code, out, _ = _run(capsys, "list", "--chart")
     assert rows["perceptron"]["models"] == ["averaged_perceptron", "perceptron"]
-    assert code == 0 and out.splitlines()[-1] == "35 of 51 chart nodes have a model"
+    assert code == 0 and out.splitlines()[-1] == "38 of 51 chart nodes have a model"
 
 
 @pytest.mark.parametrize(
@@ -252,6 +252,10 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
             "temperature must be > 0",
         ),
         (["train", "--model", "hopfield_network", "--set", 'rule="storky"'], "rule must be one of"),
+        (["train", "--model", "gan", "--loss", "minmax"], "did you mean 'minimax'"),
+        (["train", "--model", "gan", "--set", "disc_steps=0"], "disc_steps must be a positive"),
+        (["train", "--model", "dcgan", "--set", "latent_dim=0"], "latent_dim must be a positive"),
+        (["train", "--model", "conditional_gan", "--dataset", "chars"], "reads image datasets"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

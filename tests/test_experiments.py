@@ -346,3 +346,23 @@ def test_energy_quick_and_its_report(tmp_path, monkeypatch):
     assert rows["rbm_bench"]["metrics"]["speedup"] > 0
     text = report.render(list(rows.values()))
     assert "**Markov chain**" in text and "**Boltzmann machine**" in text and "| rbm_cd1 |" in text
+
+
+def test_adversarial_quick_and_its_report(tmp_path, monkeypatch):
+    from experiments import adversarial, report
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert adversarial.main(["--quick", "--rows", "conditional_gan_mnist,dcgan_bench"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "adversarial")}
+    assert sorted(rows) == ["conditional_gan_mnist", "dcgan_bench"]
+    m = rows["conditional_gan_mnist"]["metrics"]
+    assert 1 <= m["classifier_score"] <= 10 and 1 <= m["real_classifier_score"] <= 10
+    assert 0 <= m["frechet_floor"] < m["frechet_distance"]  # 2 epochs on 1,024 images
+    assert 0 <= m["min_class_share"] <= 0.1 and 0 <= m["class_match"] <= 1
+    assert sum(m["class_histogram"]) == pytest.approx(1, abs=1e-3)
+    assert m["real_parzen_ll"] > m["parzen_ll"] and [e for e, _ in m["score_by_epoch"]] == [1, 2]
+    assert m["train_step_compiles"] == 1
+    bench = rows["dcgan_bench"]["metrics"]
+    assert bench["speedup"] > 0 and bench["params"] == bench["peer_params"] == 898_304
+    text = report.render(list(rows.values()))
+    assert "| conditional_gan | mnist |" in text and "**DCGAN train step**" in text

@@ -129,15 +129,24 @@ class AdversarialLearner(LearnerDefaults):
             return -jax.nn.softplus(fake_logits)  # log(1 − D(G(z)))
         return jax.nn.softplus(-fake_logits)  # −log D(G(z))
 
+    def noise(self, rng, n: int, axis_name=None) -> jax.Array:
+        """z for `n` examples; under pmap this device's rows of the global batch's noise, so
+        pmap draws what one device draws."""
+        if axis_name is None:
+            return self.model.noise(rng, n)
+        z = self.model.noise(rng, n * lax.psum(1, axis_name))
+        return lax.dynamic_slice_in_dim(z, lax.axis_index(axis_name) * n, n)
+
     def update(self, state, batch, rng, *, axis_name=None):
-        if axis_name is not None:  # each device its own noise and dropout
-            rng = jax.random.fold_in(rng, lax.axis_index(axis_name))
         x = self.model.to_model_range(jnp.asarray(batch["inputs"], jnp.float32))
         labels, n = batch["labels"], len(x)
-        keys = jax.random.split(rng, 6)
+        keys = list(jax.random.split(rng, 6))  # 0, 4: noise; 1, 2, 3, 5: dropout
+        if axis_name is not None:  # dropout masks of their own on each device
+            device = lax.axis_index(axis_name)
+            keys = [k if i in (0, 4) else jax.random.fold_in(k, device) for i, k in enumerate(keys)]
         # the discriminator's step; the samples' batch statistics are the generator step's
         fakes, _ = self.play("generator", state.params["generator"], state.model_state["generator"],
-                             self.model.noise(keys[0], n), labels, train=True, rng=keys[1])  # fmt: skip
+                             self.noise(keys[0], n, axis_name), labels, train=True, rng=keys[1])  # fmt: skip
         fakes = lax.stop_gradient(fakes)
 
         def d_objective(params):
@@ -158,7 +167,7 @@ class AdversarialLearner(LearnerDefaults):
         def g_step(state):
             def g_objective(params):
                 images, ms = self.play("generator", params, state.model_state["generator"],
-                                       self.model.noise(keys[4], n), labels, train=True,
+                                       self.noise(keys[4], n, axis_name), labels, train=True,
                                        rng=keys[5])  # fmt: skip
                 logits, _ = self.play("discriminator", state.params["discriminator"],
                                       state.model_state["discriminator"], images, labels,
@@ -195,11 +204,9 @@ class AdversarialLearner(LearnerDefaults):
         x = self.model.to_model_range(jnp.asarray(batch["inputs"], jnp.float32))
         labels, weight = batch["labels"], batch["weight"]
         key = jax.random.split(state.rng)[0]  # not a step's key (those are fold_in(rng, step))
-        if axis_name is not None:
-            key = jax.random.fold_in(key, lax.axis_index(axis_name))
         params, ms = state.params, state.model_state
         fakes, _ = self.play("generator", params["generator"], ms["generator"],
-                             self.model.noise(key, len(x)), labels, train=False)  # fmt: skip
+                             self.noise(key, len(x), axis_name), labels, train=False)  # fmt: skip
         real, _ = self.play("discriminator", params["discriminator"], ms["discriminator"], x,
                             labels, train=False)  # fmt: skip
         fake, _ = self.play("discriminator", params["discriminator"], ms["discriminator"], fakes,

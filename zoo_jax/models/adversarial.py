@@ -154,11 +154,15 @@ class GAN(TwoPlayers):
     disc_hidden: Sequence[int] = (240, 240)
     pieces: int = 5
     maxout: bool = True
+    input_dropout: float = 0.2
+    dropout: float = 0.5
     image_shape: Sequence[int] = (28, 28, 1)
 
     def setup(self):
         self.generator = MLPGenerator(self.hidden, self.image_shape)
-        self.discriminator = MLPDiscriminator(self.disc_hidden, self.pieces, self.maxout)
+        self.discriminator = MLPDiscriminator(
+            self.disc_hidden, self.pieces, self.maxout, self.input_dropout, self.dropout
+        )
 
 
 # --- Radford, Metz & Chintala 2016 -----------------------------------------------------------
@@ -302,14 +306,15 @@ class ConditionalGAN(TwoPlayers):
     z_hidden: int = 200
     label_hidden: int = 1000
     hidden: int = 1200
+    dropout: float = 0.5
     image_shape: Sequence[int] = (28, 28, 1)
     conditional: ClassVar[bool] = True
 
     def setup(self):
         self.generator = ConditionalGenerator(
-            self.z_hidden, self.label_hidden, self.hidden, self.image_shape
+            self.z_hidden, self.label_hidden, self.hidden, self.image_shape, self.dropout
         )
-        self.discriminator = ConditionalDiscriminator()
+        self.discriminator = ConditionalDiscriminator(dropout=self.dropout)
 
 
 def _card(**kw) -> ZooCard:
