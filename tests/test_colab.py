@@ -43,3 +43,11 @@ def test_energy_notebook_executes(monkeypatch):
     assert hebb.startswith("{0.05: 0.0")  # a load of 0.05 is recalled without errors
     ll = float(outputs.split("test log-likelihood ≈ ")[1].split()[0])
     assert -400 < ll < 0
+
+
+def test_adversarial_notebook_executes(monkeypatch):
+    outputs = _execute("adversarial.ipynb", monkeypatch)
+    assert "epoch 2: D loss" in outputs
+    score = float(outputs.split("classifier score of the samples: ")[1].split()[0])
+    assert 1 <= score <= 10
+    assert "class histogram:" in outputs

