@@ -196,6 +196,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, mnist_small):
     resumed = fit(cfg(2), tmp_path / "b", data=data, resume=True, **QUIET)
     chex.assert_trees_all_equal(resumed["state"], straight["state"])
     assert straight["train_step_compiles"] == 1
+    assert (tmp_path / "a" / "samples.png").stat().st_size > 1000  # the run's sample grid
     assert set(straight["test"]) == {"d_loss", "g_loss", "d_real", "d_fake"}
 
 

@@ -110,6 +110,12 @@ class AdversarialLearner(LearnerDefaults):
                 out.setdefault(col, {})[player] = tree
         return out
 
+    def samples(self, state: TrainState) -> jax.Array:
+        """64 samples from fixed noise (a conditional model: classes 0, 1, … in turn)."""
+        z = self.model.noise(jax.random.PRNGKey(0), 64)
+        labels = jnp.arange(64, dtype=jnp.int32) % self.model.num_classes
+        return self.model.apply(self.variables(state), z, labels, method="sample")
+
     def play(self, player: str, params, model_state, *args, train: bool, rng=None):
         """`generate` or `discriminate` with one player's variables: `(output, model_state)`,
         the batch statistics updated in training."""

@@ -31,7 +31,8 @@ are optional, with defaults in `LearnerDefaults`, and the pure functions never c
   checkpointed, resumed, replicated and sharded like any other.
 - `check_config(run)` checks the learner's own options (its loss, augmentation) before
   anything is built, `check_inputs(run, x)` the values of each split's inputs (a binary
-  model's range); nothing outside `zoo_jax.learners` tests a learner's name.
+  model's range); nothing outside `zoo_jax.learners` tests a learner's name. `samples(state)`
+  gives a generative model's images for the run directory's `samples.png`.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class LearnerDefaults:
     def check_inputs(cls, run: Run, x: Any) -> None:
         """Raise an `InputError` for input values this learner's rule cannot read (a binary
         model given intensities outside [0, 1]); called on each split before training."""
+
+    def samples(self, state: TrainState) -> Any:
+        """Images a generative model draws from `state`, `(n, height, width, channels)` in
+        [0, 1], for the run directory's `samples.png`; None (the default): it draws none."""
+        return None
 
     @staticmethod
     def model_args(inputs: Any) -> tuple:

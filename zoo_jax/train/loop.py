@@ -190,6 +190,27 @@ def _plot(
     plt.close(fig)
 
 
+def _sample_grid(run_dir: Path, images, title: str) -> None:
+    """`samples.png`: a generative model's images, 8 to a row."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return  # curves.txt already says what is missing
+    images = np.asarray(images)
+    rows = len(images) // 8
+    n, h, w, c = images[: rows * 8].shape
+    grid = images[: rows * 8].reshape(rows, 8, h, w, c).swapaxes(1, 2).reshape(rows * h, 8 * w, c)
+    fig, ax = plt.subplots(figsize=(6, 6 * rows / 8 + 0.4))
+    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(title)
+    fig.savefig(run_dir / "samples.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 # Progress: metrics are read back from the device at least this often (a terminal's bar then
 # moves even when `log_every` steps take minutes), and without a terminal (nohup, tee, a
 # job's log file) one progress line is written this often.
@@ -582,6 +603,9 @@ def fit(
             f"{cfg.model} on {cfg.dataset}",
             names,
         )
+        images = learner.samples(final_state)
+        if images is not None:
+            _sample_grid(run_path, images, f"{cfg.model} on {cfg.dataset}: samples")
         lock.release()
     summary["state"] = final_state
     if tally.skipped:
