@@ -4,8 +4,8 @@
     python -m experiments.deconv_net --quick    # CI: 1 epoch on 1,024 images each
 
 For each dataset: (1) the judge, the chart's DCN (`dcn`), trains on the real training images
-(`JUDGE_EPOCHS`); (2) `deconv_net` in its 28×28 configuration trains to draw each training
-image from its code (one-hot class + a random translation of up to ±2 pixels, see
+(`experiments/judge.py`: trained once, shared with the adversarial experiment); (2)
+`deconv_net` in its 28×28 configuration trains to draw each training image from its code (one-hot class + a random translation of up to ±2 pixels, see
 `zoo_jax.learners.ClassDecoderLearner`), binary cross-entropy per pixel, Adam 1e-3; (3) the
 generator draws `JUDGED` images for random (class, translation) codes and the judge
 classifies them. Target: ≥ 95 % of the generated images are classified as the
@@ -20,12 +20,12 @@ import os
 import sys
 import tempfile
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from zoo_jax import lowering
+from experiments import judge as judges
+from experiments.judge import Judge
 from zoo_jax.data import datasets
 from zoo_jax.errors import ArgumentParser
 from zoo_jax.learners import shift_images
@@ -33,8 +33,6 @@ from zoo_jax.train.loop import RunConfig, fit, restore_run
 from zoo_jax.train.run import load_data
 
 DATASETS = ("mnist", "fashion-mnist")
-JUDGE = "dcn"
-JUDGE_EPOCHS = 3
 JUDGED = 2000
 TARGET = 0.95
 GRID_SHIFTS = ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))
@@ -47,21 +45,9 @@ def train(cfg: RunConfig, run_dir: str):
     return summary, learner, state
 
 
-def judge_images(learner, state, images: np.ndarray) -> np.ndarray:
-    """The judge's predicted class for each image (batches of 500)."""
-    apply = jax.jit(
-        lambda v, x: learner.model.apply(v, x, train=False),
-        compiler_options=lowering.compiler_options(),  # the engine's CPU convolutions
-    )
-    variables = {"params": state.params, **state.model_state}
-    return np.concatenate(
-        [np.argmax(apply(variables, images[i : i + 500]), -1) for i in range(0, len(images), 500)]
-    )
-
-
-def judged_as_drawn(judge, judge_state, images: np.ndarray, labels: np.ndarray):
+def judged_as_drawn(judge: Judge, images: np.ndarray, labels: np.ndarray):
     """The fraction of `images` the judge classifies as their `labels`, overall and per class."""
-    predicted = judge_images(judge, judge_state, images)
+    predicted = judge.predict(images)
     per_class = {
         int(c): round(float(np.mean(predicted[labels == c] == c)), 4) for c in np.unique(labels)
     }
@@ -91,12 +77,8 @@ def save_grid(path, generator, params, num_classes: int) -> None:
 
 def run_row(dataset: str, quick: bool, data_dir) -> dict:
     limits = {"train_limit": 1024, "test_limit": 500} if quick else {}
+    judge = Judge.get(dataset, quick, data_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        judge_cfg = RunConfig(
-            model=JUDGE, dataset=dataset, epochs=1 if quick else JUDGE_EPOCHS,
-            data_dir=data_dir, **limits,
-        )  # fmt: skip
-        judge_summary, judge, judge_state = train(judge_cfg, os.path.join(tmp, "judge"))
         gen_cfg = RunConfig(
             model="deconv_net", dataset=dataset, epochs=1 if quick else None,
             data_dir=data_dir, **limits,
@@ -109,13 +91,13 @@ def run_row(dataset: str, quick: bool, data_dir) -> dict:
     m = generator.max_shift
     shifts = rng.integers(-m, m + 1, (n, 2)).astype(np.int32)
     images = np.asarray(generator.generate(gen_state.params, labels, shifts))
-    judged, per_class = judged_as_drawn(judge, judge_state, images, labels)
+    judged, per_class = judged_as_drawn(judge, images, labels)
     # What the per-pixel loss is minimised by: for each code, the mean of the class's
     # training images, translated (BCE's optimum per pixel is the target's mean).
-    x_train, y_train, _, _ = load_data(judge_cfg.resolved())
+    x_train, y_train, _, _ = load_data(gen_cfg.resolved())
     means = np.stack([x_train[y_train == c].mean(0) for c in range(generator.num_classes)])
     optimum = np.asarray(shift_images(jnp.asarray(means[labels]), jnp.asarray(shifts), m))
-    optimum_judged, optimum_per_class = judged_as_drawn(judge, judge_state, optimum, labels)
+    optimum_judged, optimum_per_class = judged_as_drawn(judge, optimum, labels)
     if not quick:
         save_grid(
             OUT / f"{dataset}_samples.png", generator, gen_state.params, generator.num_classes
@@ -127,7 +109,7 @@ def run_row(dataset: str, quick: bool, data_dir) -> dict:
         summary,
         {"source": "the DN's target", "target_judged_accuracy": TARGET},
         f"{n} generated images, classes and translations (±{m} px) drawn uniformly; judge: "
-        f"`{JUDGE}` trained {judge_cfg.epochs} epochs on the real images. test_accuracy here "
+        f"`{judges.MODEL}` trained {judge.epochs} epochs on the real images. test_accuracy here "
         "is the generator's pixel agreement (ClassDecoderLearner); judged_accuracy is the target.",
     )
     result["metrics"] |= {
@@ -135,11 +117,11 @@ def run_row(dataset: str, quick: bool, data_dir) -> dict:
         "judged_per_class": per_class,
         "optimum_judged_accuracy": optimum_judged,
         "optimum_judged_per_class": optimum_per_class,
-        "judge_test_accuracy": judge_summary["test"]["accuracy"],
+        "judge_test_accuracy": judge.test_accuracy,
     }
-    result["wall_s"] = round(summary["wall_s"] + judge_summary["wall_s"], 1)
+    result["wall_s"] = round(summary["wall_s"], 1)  # the judge is trained once, shared
     print(f"{dataset}: judged {judged:.4f}, the loss's optimum {optimum_judged:.4f} (judge on "
-          f"real test images {judge_summary['test']['accuracy']:.4f})", flush=True)  # fmt: skip
+          f"real test images {judge.test_accuracy:.4f})", flush=True)  # fmt: skip
     return result
 
 
@@ -165,7 +147,7 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
 
     out = [
         "The deconvolutional network draws an image from a class vector (+ a translation of up",
-        f"to ±2 pixels); the `{JUDGE}` judge, trained on the real images, classifies {JUDGED:,}",
+        f"to ±2 pixels); the `{judges.MODEL}` judge, trained on the real images, classifies {JUDGED:,}",
         "generated images with random codes (10 classes × 25 integer translations: 250",
         "distinct images; `python -m experiments.deconv_net`). Target: ≥ 95 % classified as",
         "the class they were drawn for. Pixel agreement: generated vs real test image, pixels",
