@@ -411,6 +411,15 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
                 f"{m['parzen_ll']:.0f} ± {m['parzen_se']:.0f} ({m['parzen_sigma']:.3f}) | "
                 f"{paper} | {_verdict(r)} | {r['wall_s'] / 60:.1f} min |"
             )
+        for r in trained:
+            m = r["metrics"]
+            if m["classifier_score"] > m["real_classifier_score"] and m["frechet_distance"] > 10:
+                out += ["", f"**{r['row']}**: a classifier score above the real images' "
+                        f"({m['classifier_score']:.2f} vs {m['real_classifier_score']:.2f}) "
+                        f"beside a Fréchet distance of {m['frechet_distance']:.1f} (floor "
+                        f"{m['frechet_floor']:.2f}): the samples are more prototypical than real "
+                        "ones, with little variety within a class (its sample grid: the same ten "
+                        "noise vectors in every row)."]  # fmt: skip
         out += [
             "",
             "Classifier score by epoch (1,000 samples from fixed noise at each milestone):",
@@ -434,12 +443,12 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
                 f"{m['real_parzen_se']:.0f} nats (σ {m['real_parzen_sigma']:.3f}) on MNIST. The",
                 "papers' numbers are printed for comparison only.",
             ]
-        names = [r["row"] for r in trained]
-        out += ["", "Pictures (`results/adversarial/pictures/`): " + ", ".join(
-            f"{n} [samples](results/adversarial/pictures/{n}_samples.png), "
-            f"[interpolation](results/adversarial/pictures/{n}_interpolation.png), "
-            f"[losses](results/adversarial/pictures/{n}_losses.png), "
-            f"[by epoch](results/adversarial/pictures/{n}_epochs.png)" for n in names) + "."]  # fmt: skip
+        out += ["", "Pictures (`results/adversarial/pictures/`):", ""]
+        for name in (r["row"] for r in trained):
+            link = lambda kind, name=name: f"results/adversarial/pictures/{name}_{kind}.png"
+            out.append(f"- {name}: [samples]({link('samples')}), [interpolation]"
+                       f"({link('interpolation')}), [both players' losses]({link('losses')}), "
+                       f"[samples by epoch]({link('epochs')})")  # fmt: skip
     if "dcgan_bench" in by:
         m = by["dcgan_bench"]["metrics"]
         verdict = "met" if m["speedup"] >= 1 else f"missed by {1 - m['speedup']:.2f}"
