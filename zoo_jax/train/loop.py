@@ -201,7 +201,7 @@ def _sample_grid(run_dir: Path, images, title: str) -> None:
         return  # curves.txt already says what is missing
     images = np.asarray(images)
     rows = len(images) // 8
-    n, h, w, c = images[: rows * 8].shape
+    h, w, c = images.shape[1:]
     grid = images[: rows * 8].reshape(rows, 8, h, w, c).swapaxes(1, 2).reshape(rows * h, 8 * w, c)
     fig, ax = plt.subplots(figsize=(6, 6 * rows / 8 + 0.4))
     ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1)
