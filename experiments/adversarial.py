@@ -65,20 +65,8 @@ QUIET = {"progress": False, "log": lambda _: None}
 
 
 def _row(name, model, dataset, metrics, config, notes="", wall_s=0.0, reference=None):
-    return {
-        "experiment": "adversarial",
-        "row": name,
-        "model": model,
-        "dataset": dataset,
-        "config": config,
-        "metrics": metrics,
-        "reference": reference or {},
-        "notes": notes,
-        "wall_s": round(wall_s, 1),
-        "device": common.device(),
-        "versions": common.versions(),
-        "git": common.git_commit(),
-    }
+    return common.row("adversarial", name, model, dataset, metrics, config,
+                      reference=reference or {}, notes=notes, wall_s=wall_s)  # fmt: skip
 
 
 def sampler(learner, state):

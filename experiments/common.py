@@ -128,6 +128,36 @@ def result_row(experiment: str, row: str, summary: dict, reference: dict, notes:
     }
 
 
+def row(
+    experiment: str,
+    name: str,
+    model: str,
+    dataset: str,
+    metrics: dict,
+    config: dict,
+    *,
+    reference: dict | None = None,
+    notes: str = "",
+    wall_s: float = 0.0,
+) -> dict:
+    """One result row of an experiment that measures more than a `fit` summary holds (the
+    schema of `result_row`: where, with what and when it was measured)."""
+    return {
+        "experiment": experiment,
+        "row": name,
+        "model": model,
+        "dataset": dataset,
+        "config": config,
+        "metrics": metrics,
+        "reference": reference or {},
+        "notes": notes,
+        "wall_s": round(wall_s, 1),
+        "device": device(),
+        "versions": versions(),
+        "git": git_commit(),
+    }  # fmt: skip
+
+
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(rows, indent=2) + "\n")

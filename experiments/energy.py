@@ -56,20 +56,8 @@ PICTURES = OUT / "pictures"
 
 
 def _row(name, model, dataset, metrics, config, notes="", wall_s=0.0, reference=None):
-    return {
-        "experiment": "energy",
-        "row": name,
-        "model": model,
-        "dataset": dataset,
-        "config": config,
-        "metrics": metrics,
-        "reference": reference or REFERENCES.get(name, {}),
-        "notes": notes,
-        "wall_s": round(wall_s, 1),
-        "device": common.device(),
-        "versions": common.versions(),
-        "git": common.git_commit(),
-    }
+    return common.row("energy", name, model, dataset, metrics, config,
+                      reference=reference or REFERENCES.get(name, {}), notes=notes, wall_s=wall_s)  # fmt: skip
 
 
 def bits(nats: float) -> float:

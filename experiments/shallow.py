@@ -56,20 +56,8 @@ QUIET = {"progress": False, "log": lambda _: None}
 
 
 def _row(name, model, dataset, metrics, config, reference=None, notes="", wall_s=0.0):
-    return {
-        "experiment": "shallow",
-        "row": name,
-        "model": model,
-        "dataset": dataset,
-        "config": config,
-        "metrics": metrics,
-        "reference": reference or REFERENCES.get(name, {}),
-        "notes": notes,
-        "wall_s": round(wall_s, 1),
-        "device": common.device(),
-        "versions": common.versions(),
-        "git": common.git_commit(),
-    }
+    return common.row("shallow", name, model, dataset, metrics, config,
+                      reference=reference or REFERENCES.get(name, {}), notes=notes, wall_s=wall_s)  # fmt: skip
 
 
 def _mnist(dataset="mnist", quick=False, data_dir=None, shape=(784,)):
