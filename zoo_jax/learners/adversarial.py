@@ -47,8 +47,10 @@ class AdversarialLearner(LearnerDefaults):
     - `minimax`: log(1 − D(G(z))), the game's own value, which saturates early in training.
 
     Real images (in [0, 1]) are mapped to the generator's range (`to_model_range`). Under
-    pmap each device draws its own noise and dropout, gradients and batch statistics are
-    averaged (`apply_gradients`). A non-finite loss or gradient of either player leaves that
+    pmap each device takes its rows of the global batch's noise (so pmap draws what one
+    device draws) and its own dropout masks; gradients and batch statistics are averaged
+    (`apply_gradients`). The generator step's pass through D uses the dropout key of the
+    discriminator step's pass over samples. A non-finite loss or gradient of either player leaves that
     player's state as it was and reports `finite = False` (the loop's NaN policy acts).
 
     Metrics: `d_loss` (per example: −log D(x) − log(1 − D(G(z)))), `g_loss` (the generator's

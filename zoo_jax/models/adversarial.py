@@ -7,7 +7,7 @@ players as submodules, `generator` and `discriminator`, so its parameters are
 `TrainState` and steps them in turn.
 
     model = zoo_jax.get_model("dcgan")
-    images = model.apply(variables, z, method="sample")        # (n, 28, 28, 1) in [0, 1]
+    images = model.apply(variables, z, method="sample")        # (n, 64, 64, 3) in [0, 1]
     logits = model.apply(variables, x, method="discriminate")  # D's logit that x is real
 
 - `generate(z, labels)`: images in the generator's own range ([0, 1] for the sigmoid MLPs,
