@@ -404,8 +404,9 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
             m, ref = r["metrics"], r["reference"]
             match = f"{100 * m['class_match']:.2f}" if "class_match" in m else "–"
             paper = f"{ref['parzen_ll']} ± {ref['parzen_se']}" if "parzen_ll" in ref else "–"
+            beyond = " (beyond the row budget)" if r["row"] in LONG else ""
             out.append(
-                f"| {r['model']} | {r['dataset']} | {r['config']['params']:,} | "
+                f"| {r['model']}{beyond} | {r['dataset']} | {r['config']['params']:,} | "
                 f"{r['config']['epochs']} | {m['classifier_score']:.2f} "
                 f"({m['real_classifier_score']:.2f}) | {m['frechet_distance']:.2f} "
                 f"({m['frechet_floor']:.2f}) | {100 * m['min_class_share']:.1f} | {match} | "
