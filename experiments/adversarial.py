@@ -40,7 +40,7 @@ import numpy as np
 from experiments import common
 from experiments.judge import Judge
 from zoo_jax import judging
-from zoo_jax.data import datasets
+from zoo_jax.data import datasets, vision
 from zoo_jax.train.loop import RunConfig, fit, restore_run
 
 OUT = common.RESULTS_DIR / "adversarial"
@@ -177,18 +177,6 @@ def train_row(model: str, key: str, quick: bool, milestones=None, name=None) -> 
 # --- pictures -----------------------------------------------------------------------------------
 
 
-def _tile(images: np.ndarray, rows: int) -> np.ndarray:
-    """Images `(rows * cols, h, w, 1)` as one `(rows * h, cols * w)` picture."""
-    n, h, w = images.shape[:3]
-    cols = n // rows
-    return (
-        images[: rows * cols, ..., 0]
-        .reshape(rows, cols, h, w)
-        .swapaxes(1, 2)
-        .reshape(rows * h, cols * w)
-    )
-
-
 def pictures(name: str, learner, state, stages, history, conditional: bool) -> None:
     plt = common.pyplot()
     if plt is None:
@@ -200,7 +188,7 @@ def pictures(name: str, learner, state, stages, history, conditional: bool) -> N
     z, labels = noise_and_labels(model, 100, seed=3)
     if conditional:  # one row per class, the same ten noise vectors in each row
         z = np.tile(z[:10], (10, 1))
-    grid = _tile(draw(z, labels), 10)
+    grid = vision.tile(draw(z, labels), 10, 10)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
@@ -213,7 +201,7 @@ def pictures(name: str, learner, state, stages, history, conditional: bool) -> N
     path = (ends[0::2, None] * (1 - t) + ends[1::2, None] * t).reshape(80, -1)
     row_labels = np.repeat(np.arange(8), 10).astype(np.int32)
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.imshow(_tile(draw(path, row_labels), 8), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(vision.tile(draw(path, row_labels), 8, 10), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title(f"{name}: linear paths between two noise vectors", fontsize=9)
     fig.savefig(out / f"{name}_interpolation.png", dpi=110, bbox_inches="tight")
@@ -230,7 +218,7 @@ def pictures(name: str, learner, state, stages, history, conditional: bool) -> N
 
     fig, axes = plt.subplots(1, len(stages), figsize=(2.2 * len(stages), 2.6))
     for ax, stage in zip(np.atleast_1d(axes), stages, strict=True):
-        ax.imshow(_tile(stage["images"][:64], 8), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(vision.tile(stage["images"], 8, 8), cmap="gray", vmin=0, vmax=1)
         ax.set_axis_off()
         ax.set_title(f"epoch {stage['epoch']}\nscore {stage['classifier_score']:.2f}", fontsize=8)
     fig.savefig(out / f"{name}_epochs.png", dpi=110, bbox_inches="tight")

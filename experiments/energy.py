@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from zoo_jax.data import datasets, text
+from zoo_jax.data import datasets, text, vision
 from zoo_jax.learners import energy as energy_learners
 from zoo_jax.models import energy, markov
 from zoo_jax.train.loop import RunConfig, fit
@@ -279,12 +279,6 @@ def completion_row(quick: bool):
                 {"patterns": [3, 10]}, notes, time.perf_counter() - t)  # fmt: skip
 
 
-def _tiles(images, rows: int, cols: int) -> np.ndarray:
-    """`rows` × `cols` images of 28 × 28 pixels (flattened) as one picture."""
-    grid = np.asarray(images).reshape(rows, cols, 28, 28)
-    return grid.transpose(0, 2, 1, 3).reshape(28 * rows, 28 * cols)
-
-
 def _save_completion_picture(examples, path):
     plt = common.pyplot()
     if plt is None:
@@ -294,7 +288,7 @@ def _save_completion_picture(examples, path):
     for row, (name, (stored, start, out)) in enumerate(examples.items()):
         for col, (title, img) in enumerate((("stored", stored), ("30 % flipped", start),
                                             ("recalled", out))):  # fmt: skip
-            axes[row, col].imshow(_tiles(img[:10], 1, 10), cmap="gray")
+            axes[row, col].imshow(vision.tile(img[:10], 1, 10), cmap="gray")
             axes[row, col].set_xticks([]), axes[row, col].set_yticks([])
             axes[row, col].set_title(f"{name}: {title}", fontsize=8)
     fig.tight_layout()
@@ -392,9 +386,9 @@ def _save_rbm_pictures(kernel, samples, path):
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 6))
     side = min(10, math.isqrt(kernel.shape[1]))
-    a.imshow(_tiles(np.asarray(kernel[:, : side * side]).T, side, side), cmap="gray")
+    a.imshow(vision.tile(np.asarray(kernel[:, : side * side]).T, side, side), cmap="gray")
     a.set_title(f"first {side * side} filters (weights into each hidden unit)")
-    b.imshow(_tiles(samples[:100], 10, 10), cmap="gray")
+    b.imshow(vision.tile(samples[:100], 10, 10), cmap="gray")
     b.set_title("samples: 1,000 Gibbs steps from random states (visible means)")
     for ax in (a, b):
         ax.set_xticks([]), ax.set_yticks([])
@@ -520,7 +514,7 @@ def _save_dbn_samples(images, path):
         return
 
     fig, ax = plt.subplots(figsize=(10, 10))
-    ax.imshow(_tiles(images, 10, 10), cmap="gray")
+    ax.imshow(vision.tile(images, 10, 10), cmap="gray")
     ax.set_title("DBN samples: row = the label clamped at the top (1,000 Gibbs steps)")
     ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()

@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.request
@@ -218,3 +219,18 @@ def load(
     if len(images) != len(labels):
         raise DataError(f"{dataset.name} {split}: {len(images)} images but {len(labels)} labels")
     return images, labels
+
+
+def tile(images, rows: int, cols: int) -> np.ndarray:
+    """The first `rows` × `cols` images as one picture `(rows * h, cols * w[, channels])`, row
+    by row. Images come as `(n, h, w)`, `(n, h, w, channels)` (one channel is dropped) or
+    flattened square `(n, h * h)`."""
+    images = np.asarray(images)[: rows * cols]
+    if images.ndim == 2:
+        side = math.isqrt(images.shape[1])
+        images = images.reshape(len(images), side, side)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    _, h, w, *channels = images.shape
+    grid = images.reshape(rows, cols, h, w, *channels).swapaxes(1, 2)
+    return grid.reshape(rows * h, cols * w, *channels)

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from zoo_jax import optim
-from zoo_jax.data import pipeline
+from zoo_jax.data import pipeline, vision
 from zoo_jax.errors import CheckpointError, NonFiniteError, ZooError
 from zoo_jax.files import write_atomic
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
@@ -199,12 +199,10 @@ def _sample_grid(run_dir: Path, images, title: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return  # curves.txt already says what is missing
-    images = np.asarray(images)
     rows = len(images) // 8
-    h, w, c = images.shape[1:]
-    grid = images[: rows * 8].reshape(rows, 8, h, w, c).swapaxes(1, 2).reshape(rows * h, 8 * w, c)
+    grid = vision.tile(images, rows, 8)
     fig, ax = plt.subplots(figsize=(6, 6 * rows / 8 + 0.4))
-    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title(title)
     fig.savefig(run_dir / "samples.png", dpi=110, bbox_inches="tight")
