@@ -68,6 +68,9 @@ class ZooCard:
     input_kind: str = "images"  # or "tokens": int ids of a token dataset (datasets.py)
     loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     optimizer_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # beta_1, ...
+    # the per-example input on a dataset other than the card's (a sequence autoencoder reads
+    # MNIST rows (28, 28) and FSDD spectrograms (100, 16)), by dataset name
+    dataset_shapes: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
 
 # The 51 nodes of the neural network zoo chart (F. van Veen, "The Neural Network Zoo", Asimov Institute 2016), by family. The project is

@@ -4,6 +4,8 @@
   model (`(28, 28, 1)`, `(784,)`, or `(28, 28)`: sequential MNIST, 28 rows of 28 pixels).
 - `fsdd`: the Free Spoken Digit Dataset (`audio.py`): log-mel spectrograms `(100, 16)`
   (1 s of 10 ms frames, 16 bands) in [0, 1], digits 0–9; splits train / test.
+- `sprites`: 32×32 2-D shapes with known generative factors, generated in code
+  (`sprites.py`, as dSprites is built); labels the shape.
 - `encoder`: the n-h-n encoder problem of Ackley, Hinton & Sejnowski 1985: the n patterns
   with unit i on in both visible groups (`encoder_patterns`), the same in both splits.
 - `chars`: character-level language modelling on `pydoc_data.topics` (`text.py`): windows
@@ -23,16 +25,17 @@ import functools
 
 import numpy as np
 
-from zoo_jax.data import audio, pipeline, text, vision
+from zoo_jax.data import audio, pipeline, sprites, text, vision
 from zoo_jax.errors import InputError, UnknownNameError
 
 TOKEN_DATASETS = ("chars", "dates")
-DATASETS = (*vision.DATASETS, "fsdd", "encoder", *TOKEN_DATASETS)
+DATASETS = (*vision.DATASETS, "fsdd", "sprites", "encoder", *TOKEN_DATASETS)
 DATES_SIZES = {"train": 50_000, "validation": 2_000, "test": 2_000, "long": 2_000}
 DATES_SEED = 0
 SPLITS = {
     **dict.fromkeys(vision.DATASETS, ("train", "test")),
     "fsdd": audio.SPLITS,
+    "sprites": sprites.SPLITS,
     "encoder": ("train", "test"),
     "chars": ("train", "validation", "test"),
     "dates": tuple(DATES_SIZES),
@@ -90,6 +93,13 @@ def load(
                 f"fsdd spectrograms {x.shape[1:]} cannot feed a model expecting {input_shape}"
             )
         return x.reshape((len(x), *input_shape)), labels
+    if name == "sprites":
+        x, labels = sprites.load(split)
+        x, labels = x[:limit], labels[:limit]
+        if x.shape[1:] != tuple(input_shape):
+            raise InputError(f"sprites are {x.shape[1:]}, a model expecting {input_shape} "
+                             "cannot read them")  # fmt: skip
+        return x, labels
     images, labels = vision.load(name, split, data_dir)
     images, labels = images[:limit], labels[:limit]
     return pipeline.images_to_inputs(images, input_shape), labels.astype(np.int32)

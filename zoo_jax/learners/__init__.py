@@ -6,6 +6,7 @@ learning rule adds its file here and one line below.
 
 from zoo_jax.errors import UnknownNameError
 from zoo_jax.learners.adversarial import GAN_LOSSES, AdversarialLearner
+from zoo_jax.learners.autoencoders import DCIGNLearner, LayerwiseLearner, ReconstructionLearner
 from zoo_jax.learners.base import (
     Learner,
     LearnerDefaults,
@@ -44,6 +45,9 @@ LEARNERS: dict[str, type] = {
     "contrastive_divergence": ContrastiveDivergenceLearner,
     "dbn": DBNLearner,
     "adversarial": AdversarialLearner,
+    "reconstruction": ReconstructionLearner,
+    "layerwise": LayerwiseLearner,
+    "dcign": DCIGNLearner,
 }
 
 
@@ -66,12 +70,15 @@ __all__ = [
     "ClassDecoderLearner",
     "ContrastiveDivergenceLearner",
     "DBNLearner",
+    "DCIGNLearner",
     "GradientLearner",
     "KMeansRidgeLearner",
+    "LayerwiseLearner",
     "Learner",
     "LearnerDefaults",
     "MarkovCountLearner",
     "PerceptronLearner",
+    "ReconstructionLearner",
     "RidgeLearner",
     "SOMLearner",
     "TranslationLearner",

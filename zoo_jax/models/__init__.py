@@ -4,6 +4,7 @@
 from zoo_jax.models import (
     adversarial,
     attention,
+    autoencoders,
     convolutional,
     energy,
     feedforward,
@@ -24,4 +25,5 @@ FAMILIES = (
     markov,
     energy,
     adversarial,
+    autoencoders,
 )

@@ -253,6 +253,7 @@ def resolve(config: RunConfig) -> Run:
         batch_size=pick(config.batch_size, card.batch_size),
     )
     overrides, shape, num_classes = registry.training_config(card, cfg.model_overrides)
+    shape = card.dataset_shapes.get(datasets.canonical(cfg.dataset), shape)
     run = Run(
         config=cfg,
         card=card,
