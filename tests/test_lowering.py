@@ -289,6 +289,22 @@ def test_bernoulli_is_jax_random_bernoulli_bit_for_bit():
             np.testing.assert_array_equal(ours, ref)
 
 
+def test_uniform_and_per_element_bernoulli_are_jax_randoms_bit_for_bit():
+    """`uniform`, and `bernoulli` with one probability per element (a VAE's binarisation)."""
+    probabilities = jnp.asarray(np.random.default_rng(0).random((4, 28, 28, 1)), jnp.float32)
+
+    def both(key):
+        return (lowering.uniform(key, (5, 7)), jax.random.uniform(key, (5, 7)),
+                lowering.bernoulli(key, probabilities, probabilities.shape),
+                jax.random.bernoulli(key, probabilities))  # fmt: skip
+
+    for seed in (0, 3):
+        ours_u, ref_u, ours_b, ref_b = jax.jit(both)(jax.random.PRNGKey(seed))
+        np.testing.assert_array_equal(ours_u, ref_u)
+        np.testing.assert_array_equal(ours_b, ref_b)
+        assert 0.3 < float(jnp.mean(ours_b)) < 0.7
+
+
 def test_bernoulli_on_cpu_is_unrolled_and_computed_once():
     """The reason it exists: no rolled Threefry loop, and the mask behind a conditional
     (the fusion barrier), which `jax.random.bernoulli`'s mask has neither of."""

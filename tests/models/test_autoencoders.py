@@ -36,10 +36,9 @@ def test_parameter_counts():
     stack = dense(784, 1000) + 784 + 2 * (dense(1000, 1000) + 1000) + dense(1000, 10)
     assert counts["stacked_autoencoder"] == counts["stacked_denoising_autoencoder"] == stack
     assert counts["contractive_autoencoder"] == 784 * 1000 + 1000 + 784
-    convs = conv(3, 1, 32) + conv(3, 32, 64) + conv(1, 64, 4)
-    assert counts["convolutional_autoencoder"] == convs + conv(3, 4, 64) + conv(3, 64, 32) + conv(
-        3, 32, 1
-    )
+    convs = conv(3, 1, 16) + conv(3, 16, 32) + conv(1, 32, 4)
+    back = conv(3, 4, 32) + conv(3, 32, 16) + conv(3, 16, 1)
+    assert counts["convolutional_autoencoder"] == convs + back
     lstm = lambda n_in, units: 4 * units * (n_in + units) + 4 * units
     assert counts["recurrent_autoencoder"] == lstm(28, 64) + lstm(64, 64) + dense(64, 28)
     # Burda et al. 2016's one-stochastic-layer model: 784-200-200-(2x50) / 50-200-200-784

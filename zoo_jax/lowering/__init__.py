@@ -20,7 +20,7 @@ from zoo_jax.lowering.convolution import (
     frame_conv2d,
     max_pool,
 )
-from zoo_jax.lowering.random import bernoulli
+from zoo_jax.lowering.random import bernoulli, uniform
 from zoo_jax.lowering.recurrence import linear_recurrence
 
 __all__ = [
@@ -35,4 +35,5 @@ __all__ = [
     "lowering_is_plain",
     "max_pool",
     "plain_lowering",
+    "uniform",
 ]

@@ -37,25 +37,40 @@ def _raw_threefry_key(key: jax.Array) -> jax.Array | None:
     return key if ok else None
 
 
-def bernoulli(key: jax.Array, p: float, shape: Sequence[int]) -> jax.Array:
-    """`jax.random.bernoulli(key, p, shape)`, the same bits; faster on the CPU.
-
-    On the CPU JAX lowers Threefry as a rolled loop, and XLA:CPU fuses a mask's generator
-    into each of its consumers (a dropout mask was generated in the forward and again in
-    the backward pass). Here the hash is unrolled and the mask ends behind
-    `cpu_fusion_barrier`, so it is computed once. Other backends, other PRNG
-    implementations, arrays of 2³² elements or more, and a `p` that is not a float32 Python
-    float take `jax.random.bernoulli` itself. Tested equal to it, bit for bit.
-    """
+def uniform(key: jax.Array, shape: Sequence[int]) -> jax.Array:
+    """`jax.random.uniform(key, shape)` (float32 in [0, 1)), the same bits; faster on the
+    CPU, and behind `cpu_fusion_barrier`, so each consumer reads it rather than recomputing
+    the hash. Other backends, other PRNG implementations, 64-bit floats and arrays of 2³²
+    elements or more take `jax.random.uniform` itself. Tested equal to it, bit for bit."""
     words = _raw_threefry_key(key)
     size = int(np.prod(shape))
-    float32 = isinstance(p, float) and not jax.config.jax_enable_x64
-    if jax.default_backend() != "cpu" or words is None or size >= 2**32 or not float32:
-        return jax.random.bernoulli(key, p, shape)
+    if (
+        jax.default_backend() != "cpu"
+        or words is None
+        or size >= 2**32
+        or jax.config.jax_enable_x64
+    ):
+        return jax.random.uniform(key, shape)
     # jax.random: counters are the flat index (its high word is 0 below 2**32 elements);
     # the 32 bits are the XOR of the hash's two words; uniform = mantissa bits in [1, 2) - 1.
     counters = lax.iota(np.uint32, size).reshape(shape)
     bits1, bits2 = _threefry2x32(words[0], words[1], jnp.zeros_like(counters), counters)
     mantissa = ((bits1 ^ bits2) >> np.uint32(9)) | np.uint32(0x3F800000)
-    uniform = lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1)
-    return cpu_fusion_barrier(uniform < p)
+    return cpu_fusion_barrier(lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1))
+
+
+def bernoulli(key: jax.Array, p, shape: Sequence[int]) -> jax.Array:
+    """`jax.random.bernoulli(key, p, shape)`, the same bits; faster on the CPU.
+
+    On the CPU JAX lowers Threefry as a rolled loop, and XLA:CPU fuses a mask's generator
+    into each of its consumers (a dropout mask was generated in the forward and again in
+    the backward pass). Here the hash is unrolled and the mask ends behind
+    `cpu_fusion_barrier`, so it is computed once. `p` is a float32 Python float or a float32
+    array broadcast to `shape` (a VAE's dynamic binarisation: one probability per pixel);
+    other types of `p` take `jax.random.bernoulli` itself, as `uniform` says when it does.
+    Tested equal to it, bit for bit.
+    """
+    python_float = isinstance(p, float)
+    if not (python_float or getattr(p, "dtype", None) == jnp.float32) or jax.config.jax_enable_x64:
+        return jax.random.bernoulli(key, p, shape)
+    return cpu_fusion_barrier(uniform(key, shape) < (np.float32(p) if python_float else p))
