@@ -293,10 +293,10 @@ def recurrent_fsdd_row(quick: bool) -> dict:
     t0 = time.perf_counter()
     epochs = 2 if quick else 60
     _, _, xt, _ = _load("fsdd", (100, 16), quick)
-    summary, model, params = train("recurrent_autoencoder", "fsdd", epochs, quick, frame_size=16)
+    summary, model, params = train("recurrent_autoencoder", "fsdd", epochs, quick)
     metrics = {"test_recon": summary["test"]["recon"],
                **anomaly_metrics(model, params, xt, length=10)}  # fmt: skip
-    config = {"epochs": epochs, "frame_size": 16, "params": summary["params"], **_limits(quick)}
+    config = {"epochs": epochs, "params": summary["params"], **_limits(quick)}
     return _row("recurrent_fsdd", "recurrent_autoencoder", "fsdd", metrics, config,
                 "anomalies: 10 consecutive frames (0.1 s) of uniform noise in half the test "
                 "recordings", time.perf_counter() - t0)  # fmt: skip
@@ -410,62 +410,19 @@ def dcign_row(quick: bool) -> dict:
 # --- speed ----------------------------------------------------------------------------------
 
 
-def torch_vae_step(batch_size: int):
-    """The same VAE (784-200-200-50, tanh, Bernoulli) and step (−ELBO, Adam) in PyTorch."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    enc = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(),
-                        nn.Linear(200, 100))  # fmt: skip
-    dec = nn.Sequential(nn.Linear(50, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(),
-                        nn.Linear(200, 784))  # fmt: skip
-    params = [*enc.parameters(), *dec.parameters()]
-    opt = torch.optim.Adam(params, 1e-3)
-    x = (torch.rand(batch_size, 784) > 0.5).float()
-
-    def step():
-        mean, log_var = enc(torch.bernoulli(x)).chunk(2, -1)
-        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
-        logits = dec(z)
-        nll = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
-        kl = 0.5 * (log_var.exp() + mean**2 - 1 - log_var).sum(-1)
-        loss = (nll + kl).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step, sum(p.numel() for p in params)
-
-
 def bench_row(quick: bool) -> dict:
-    import torch
-
-    from zoo_jax.bench import prepare_bench
+    """`bench_vs_torch.compare` of the `vae` card: each framework in its own worker process,
+    alternating timed turns (the method and caveats of `experiments/bench_vs_torch.py`)."""
+    from experiments import bench_vs_torch
 
     t0 = time.perf_counter()
-    batch_size, steps, rounds = 100, (5 if quick else 200), (2 if quick else 7)
-    info, time_steps = prepare_bench("vae", batch_size)
-    torch_step, torch_params = torch_vae_step(batch_size)
-    torch_step()
-    ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(float(np.median(time_steps(steps))))
-        seconds = []
-        for _ in range(steps):
-            t = time.perf_counter()
-            torch_step()
-            seconds.append(time.perf_counter() - t)
-        theirs.append(float(np.median(seconds)))
-    ratios = [b / a for a, b in zip(ours, theirs, strict=True)]
-    metrics = {"speedup": float(np.median(ratios)), "speedup_by_round": ratios,
-               "step_ms": 1000 * float(np.median(ours)),
-               "peer_step_ms": 1000 * float(np.median(theirs)), "params": info["params"],
-               "peer_params": torch_params, "torch_threads": torch.get_num_threads()}  # fmt: skip
-    return _row("vae_bench", "vae", "random binary batch", metrics,
-                {"batch_size": batch_size, "steps_per_round": steps, "rounds": rounds},
-                "target: torch ÷ ours ≥ 1.5 (one −ELBO step with Adam)", time.perf_counter() - t0,
-                {"source": "PyTorch eager, same network and step", "target_speedup": 1.5})  # fmt: skip
+    rounds, turn_s = (2, 0.2) if quick else (10, 1.5)
+    row = bench_vs_torch.compare("vae", bench_vs_torch.GENERATIVE["vae"], rounds, turn_s)
+    m = row["metrics"]
+    metrics = m | {"speedup": m["ratio"], "speedup_by_round": m["ratio_by_round"]}
+    return _row("vae_bench", "vae", row["dataset"], metrics, row["config"],
+                "target: torch ÷ ours ≥ 1.5 (one −ELBO step with Adam, binarising the batch)",
+                time.perf_counter() - t0, row["reference"] | {"target_speedup": 1.5})  # fmt: skip
 
 
 # --- pictures -------------------------------------------------------------------------------
@@ -718,7 +675,8 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
         out += [
             "",
             "**VAE train step** (batch 100) against the same network and step in "
-            f"PyTorch eager on this CPU ({m['torch_threads']} threads), alternating rounds: "
+            f"PyTorch eager on this CPU, each in its own process, alternating rounds "
+            f"({by['vae_bench']['reference']['source']}): "
             f"PyTorch ÷ ours = **{m['speedup']:.2f}×** (target ≥ 1.5: {verdict}; rounds "
             + ", ".join(f"{v:.2f}" for v in m["speedup_by_round"])
             + ").",

@@ -43,6 +43,8 @@ TARGETS = {
     "cnn": 1.0,
 }  # minimum zoo_jax / torch ratios (the project's targets)
 SEQUENCE = {"char_rnn": 32, "transformer": 64}  # batch size of each (examples per step)
+# compared here, reported by another experiment: the VAE (`experiments/autoencoders.py`)
+GENERATIVE = {"vae": 100}
 FRAMEWORKS = ("jax", "torch", "flax")  # worker kinds; flax: the seed models only
 SETTLE = 3  # steps of each turn not counted (see `compare`)
 
@@ -122,6 +124,8 @@ def torch_model(name: str):
     import torch
     from torch import nn
 
+    if name == "vae":
+        return torch_vae(), None, (784,)
     if name == "mlp":
         net = nn.Sequential(
             nn.Flatten(),
@@ -165,6 +169,34 @@ def torch_model(name: str):
 
     net = SeedRNN()
     return net, torch.optim.SGD(net.parameters(), 0.01), (28, 28)
+
+
+def torch_vae():
+    """The `vae` card in PyTorch: 784-200-200-(2 x 50) tanh encoder, 50-200-200-784 tanh
+    decoder, the input binarised at every step, −ELBO of one sample (Bernoulli decoder,
+    analytic KL) as its output; Adam as Keras's (ε 1e-7)."""
+    import torch
+    from torch import nn
+
+    class VAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200),
+                                     nn.Tanh(), nn.Linear(200, 100))  # fmt: skip
+            self.dec = nn.Sequential(nn.Linear(50, 200), nn.Tanh(), nn.Linear(200, 200),
+                                     nn.Tanh(), nn.Linear(200, 784))  # fmt: skip
+
+        def forward(self, x):
+            x = torch.bernoulli(x)
+            mean, log_var = self.enc(x).chunk(2, -1)
+            z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+            bce = nn.functional.binary_cross_entropy_with_logits(self.dec(z), x, reduction="none")
+            kl = 0.5 * (log_var.exp() + mean**2 - 1 - log_var).sum(-1)
+            return (bce.sum(-1) + kl).mean()
+
+    net = VAE()
+    net.opt = torch.optim.Adam(net.parameters(), 1e-3, eps=1e-7)
+    return net
 
 
 def flax_step(name: str, batch_size: int):
@@ -254,6 +286,8 @@ def time_torch(name: str, batch_size: int, steps: int, state: dict) -> list[floa
             net, opt, shape = torch_model(name)
             x, y = torch.rand(batch_size, *shape), torch.randint(0, 10, (batch_size,))
             loss = lambda logits, y=y: torch.nn.functional.cross_entropy(logits, y)
+            if name in GENERATIVE:  # the model returns its own objective
+                opt, loss = net.opt, lambda objective: objective
             state[name] = (net, opt, (x,), loss)
     net, opt, inputs, loss = state[name]
     times = []

@@ -66,7 +66,7 @@ def _best(rows: list[dict]) -> dict[tuple[str, str], dict]:
     best = {}
     for r in rows:
         if r["experiment"] not in ("seed_tables", "optimizers", "conv_zoo", "recurrent_zoo",
-                                   "shallow", "energy") or r["model"] == "rbm":  # fmt: skip
+                                   "shallow", "energy", "autoencoders") or r["model"] == "rbm":  # fmt: skip
             continue
         dataset = r["dataset"].split(" (")[0]  # "mnist (binarised by sampling, seed 0)"
         if dataset not in ("mnist", "fashion-mnist") or "test_accuracy" not in r["metrics"]:
@@ -90,6 +90,14 @@ def zoo_table(rows: list[dict]) -> str:
             best_so_far = scored.get((r["model"], r["dataset"]), {"classifier_score": -1})
             if r["metrics"]["classifier_score"] > best_so_far["classifier_score"]:
                 scored[r["model"], r["dataset"]] = r["metrics"]
+    coded = {}  # an autoencoder without a classifier: its VAE NLL, or its codes' linear probe
+    for r in rows:
+        m = r["metrics"]
+        if r["experiment"] == "autoencoders" and "test_accuracy" not in m:
+            if "test_nll" in m:
+                coded[r["model"], r["dataset"]] = f"NLL {m['test_nll']:.2f} nats"
+            elif "probe_accuracy" in m and r["model"] != "raw pixels":
+                coded[r["model"], r["dataset"]] = f"probe {common.pct(m['probe_accuracy'])}"
     speed = {(r["model"], r["device"].split(":")[0]): r["metrics"]["images_per_s"]
              for r in rows if r["experiment"] == "zoo_bench"}  # fmt: skip
 
@@ -102,7 +110,7 @@ def zoo_table(rows: list[dict]) -> str:
             return f"score {m['classifier_score']:.2f}{match}"
         r = best.get((model, dataset))
         if r is None:
-            return "–"
+            return coded.get((model, dataset), "–")
         width = r["config"].get("model_overrides", {}).get("width", 1)
         return common.pct(r["metrics"]["test_accuracy"]) + ("" if width == 1 else f" (w {width:g})")
 

@@ -174,7 +174,7 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
     assert rows["capsule_network"]["models"] == []
     code, out, _ = _run(capsys, "list", "--chart")
     assert rows["perceptron"]["models"] == ["averaged_perceptron", "perceptron"]
-    assert code == 0 and out.splitlines()[-1] == "38 of 51 chart nodes have a model"
+    assert code == 0 and out.splitlines()[-1] == "48 of 51 chart nodes have a model"
 
 
 @pytest.mark.parametrize(
@@ -256,6 +256,18 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
         (["train", "--model", "gan", "--set", "disc_steps=0"], "disc_steps must be a positive"),
         (["train", "--model", "dcgan", "--set", "latent_dim=0"], "latent_dim must be a positive"),
         (["train", "--model", "conditional_gan", "--dataset", "chars"], "reads image datasets"),
+        (
+            ["train", "--model", "denoising_autoencoder", "--set", "noise_level=1.5"],
+            "noise_level must be in [0, 1]",
+        ),
+        (["train", "--model", "sparse_autoencoder", "--set", "rho=0"], "rho must be in (0, 1)"),
+        (
+            ["train", "--model", "autoencoder", "--set", "code_size=0"],
+            "code_size must be a positive",
+        ),
+        (["train", "--model", "vae", "--set", 'decoder_dist="poisson"'], "decoder_dist"),
+        (["train", "--model", "vae", "--loss", "mse"], "its own objective"),
+        (["train", "--model", "dcign", "--dataset", "mnist"], "sprites"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

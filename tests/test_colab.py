@@ -51,3 +51,12 @@ def test_adversarial_notebook_executes(monkeypatch):
     score = float(outputs.split("classifier score of the samples: ")[1].split()[0])
     assert 1 <= score <= 10
     assert "class histogram:" in outputs
+
+
+def test_autoencoders_notebook_executes(monkeypatch):
+    outputs = _execute("autoencoders.ipynb", monkeypatch)
+    assert "epoch 2: test -ELBO" in outputs
+    k1 = float(outputs.split("k = 1: ")[1].split()[0])
+    k50 = float(outputs.split("k = 50: ")[1].split()[0])
+    assert 0 < k50 < k1 < 600  # the bound tightens with k
+    assert "2-D VAE test -ELBO" in outputs

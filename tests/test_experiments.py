@@ -366,3 +366,30 @@ def test_adversarial_quick_and_its_report(tmp_path, monkeypatch):
     assert bench["speedup"] > 0 and bench["params"] == bench["peer_params"] == 898_304
     text = report.render(list(rows.values()))
     assert "| conditional_gan | mnist |" in text and "**DCGAN train step**" in text
+
+
+def test_autoencoders_quick_and_its_report(tmp_path, monkeypatch):
+    from experiments import autoencoders, report
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    rows = "pixels_mnist,denoising_autoencoder_mnist,vae_mnist,dcign_sprites"
+    assert autoencoders.main(["--quick", "--rows", rows]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "autoencoders")}
+    assert sorted(rows) == ["dcign_sprites", "denoising_autoencoder_mnist", "pixels_mnist",
+                            "vae_mnist"]  # fmt: skip
+    m = rows["denoising_autoencoder_mnist"]["metrics"]
+    assert 0 < m["test_recon"] < 0.25 and m["code_size"] == 500
+    assert 0.1 < m["probe_accuracy"] <= 1 and 0.1 < m["pca_probe_accuracy"] <= 1
+    by_level = m["psnr_by_level"]  # more noise, a noisier input
+    assert by_level["0.1"]["noisy"] > by_level["0.25"]["noisy"] > by_level["0.5"]["noisy"]
+    vae = rows["vae_mnist"]["metrics"]
+    assert 0 < vae["test_nll"] < vae["test_elbo"] + 5 and [e for e, _ in vae["nll_by_epoch"]] == [
+        1,
+        2,
+    ]
+    dcign = rows["dcign_sprites"]["metrics"]
+    for name in ("scale", "rotation", "x", "y"):
+        assert 0 <= dcign["factor_correlation"][name] <= 1
+        assert len(dcign["plain_vae_correlations"][name]) == 10
+    text = report.render(list(rows.values()))
+    assert "| denoising_autoencoder | mnist |" in text and "**DCIGN on the sprites**" in text

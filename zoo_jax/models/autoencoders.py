@@ -330,41 +330,45 @@ class ConvolutionalAutoencoder(Reconstructing, nn.Module):
         return self.to_image(h)
 
 
+class TimeDistributedDense(nn.Module):
+    """Keras's `TimeDistributed(Dense(features))`: one dense layer applied at every step;
+    `features` is given at the call (the frames' size, known from the input)."""
+
+    @nn.compact
+    def __call__(self, h: jax.Array, features: int) -> jax.Array:
+        return nn.Dense(features)(h)
+
+
 class RecurrentAutoencoder(Reconstructing, nn.Module):
     """The LSTM autoencoder of Srivastava, Mansimov & Salakhutdinov, "Unsupervised learning
     of video representations using LSTMs", ICML 2015, as the seed builds it in Keras: an LSTM
     encoder (`units`) whose last output is the code, repeated over the sequence's steps
     (`RepeatVector`), an LSTM decoder, and a dense layer at every step (`TimeDistributed`)
-    giving the logits of each frame's `frame_size` features. `reverse`: the decoder
-    reconstructs the sequence in reverse order, as the paper's (the seed's: forward); the
-    output is in the input's order either way. Inputs `(batch, time, features)` in [0, 1]:
-    MNIST as 28 rows of 28 pixels, FSDD as 100 frames of 16 log-mel bands (`--dataset fsdd
-    --set frame_size=16`)."""
+    giving the logits of each frame. `reverse`: the decoder reconstructs the sequence in
+    reverse order, as the paper's (the seed's: forward); the output is in the input's order
+    either way. Inputs `(batch, time, features)` in [0, 1]: MNIST as 28 rows of 28 pixels,
+    FSDD as 100 frames of 16 log-mel bands (`--dataset fsdd`). The readout's size is the
+    frames' (set by the input `init` sees)."""
 
     units: int = 64
-    frame_size: int = 28
     reverse: bool = True
     terms: ClassVar[tuple[str, ...]] = ("recon",)
 
     def setup(self):
         self.encoder = recurrent.Recurrent(cells.LSTMCell(self.units))
         self.decoder = recurrent.Recurrent(cells.LSTMCell(self.units), return_sequences=True)
-        self.frame = nn.Dense(self.frame_size)
+        self.frame = TimeDistributedDense()
 
     def encode(self, x: jax.Array) -> jax.Array:
-        x = checks.feature_sequences(x, "recurrent_autoencoder")
-        if x.shape[-1] != self.frame_size:
-            raise InputError(f"recurrent_autoencoder reads frames of frame_size = "
-                             f"{self.frame_size} features, got {x.shape[-1]}: set frame_size")  # fmt: skip
-        return self.encoder(x)
+        return self.encoder(checks.feature_sequences(x, "recurrent_autoencoder"))
 
-    def decode(self, code: jax.Array, steps: int) -> jax.Array:
-        """Logits `(batch, steps, frame_size)` of the sequence a code stands for."""
-        logits = self.frame(self.decoder(jnp.repeat(code[:, None], steps, 1)))
+    def decode(self, code: jax.Array, steps: int, features: int) -> jax.Array:
+        """Logits `(batch, steps, features)` of the sequence a code stands for."""
+        logits = self.frame(self.decoder(jnp.repeat(code[:, None], steps, 1)), features)
         return logits[:, ::-1] if self.reverse else logits
 
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        return self.decode(self.encode(x), x.shape[1])
+        return self.decode(self.encode(x), *x.shape[1:])
 
     def objective(self, x: jax.Array, weight=None, *, train: bool = False) -> dict:
         x = checks.feature_sequences(x, "recurrent_autoencoder")
