@@ -372,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model; writes a run directory")
     p.add_argument("--model", help="a registered model (zoo-jax list); with --resume: the run's")
     p.add_argument(
-        "--dataset", help="mnist | fashion-mnist | fsdd | sprites | chars | dates (default: the card's)"
+        "--dataset",
+        help="mnist | fashion-mnist | fsdd | sprites | chars | dates (default: the card's)",
     )
     p.add_argument(
         "--optimizer", help="sgd | nag | rmsprop | adagrad | adadelta | adam | adamax | nadam"
