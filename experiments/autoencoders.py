@@ -61,7 +61,7 @@ DATASETS = {"mnist": "mnist", "fashion": "fashion-mnist"}
 EPOCHS = {"autoencoder": 20, "denoising_autoencoder": 20, "sparse_autoencoder": 20,
           "contractive_autoencoder": 20, "convolutional_autoencoder": 10,
           "stacked_autoencoder": 30, "stacked_denoising_autoencoder": 30,
-          "recurrent_autoencoder": 10, "vae": 200, "dcign": 40}  # fmt: skip
+          "recurrent_autoencoder": 10, "vae": 200, "dcign": 30}  # fmt: skip
 VAE_MILESTONES = (10, 25, 50, 100, 200)
 ROWS = (*(f"pixels_{d}" for d in DATASETS), *(f"{m}_{d}" for d in DATASETS for m in IMAGE_MODELS),
         "cae_finetune_mnist", "recurrent_fsdd", "dcign_sprites", "vae_bench")  # fmt: skip

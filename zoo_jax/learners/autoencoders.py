@@ -141,8 +141,9 @@ class DCIGNLearner(ReconstructionLearner):
     """The training procedure of Kulkarni et al. 2015, sec. 3.1, on the sprites: every step
     draws its own mini-batch from the renderer (`sprites.draw`, `sprites.render`, inside the
     step: the dataset's batch sets only its size), choosing one factor (scale, rotation, x,
-    y, or the intrinsic shape) that alone varies in it; the latent units assigned to the
-    other factors are clamped to the batch mean (`models.autoencoders.clamp_to_mean`: their
+    y, or the intrinsic shape) that alone varies in it; every latent unit but the ones
+    assigned to that factor (one unit for scale, rotation, x and y; the rest for the shape)
+    is clamped to the batch mean (`models.autoencoders.clamp_to_mean`: their
     gradient is their difference from it), and the VAE's −ELBO is minimised. With the
     model's `clamp=False` every factor varies in every batch and nothing is clamped: the
     plain VAE of the same network, trained on the same renderer. Under pmap each device
@@ -164,7 +165,10 @@ class DCIGNLearner(ReconstructionLearner):
         vary = jax.random.randint(pick, (), 0, factors)  # 0: the shape, 1-4: scale, ...
         rows = sprites.draw(draw, n, jnp.arange(factors) == vary)
         units = jnp.arange(self.model.latent_dim)
-        clamped = (units < self.model.factor_units) & (units != vary - 1)
+        # the paper's step 5: every unit but the trained one's is clamped (the intrinsic
+        # units are trained together, when the shape varies)
+        assigned = units < self.model.factor_units
+        clamped = jnp.where(vary == 0, assigned, units != vary - 1)
         return sprites.render(rows), {"clamped": clamped}
 
 
