@@ -18,8 +18,8 @@ measures, on the test set:
   2011, Table 1;
 - the VAE: `test_elbo` (−ELBO, one posterior sample, dynamically binarised test images with
   a fixed key) and `test_nll`, Burda et al.'s importance-weighted bound with k = 5,000 on the
-  first `NLL_IMAGES` test images, at each epoch of `VAE_MILESTONES` (the curve) and at the
-  end, against Burda et al. 2016, Table 1 (86.76 nats; target ≤ 89);
+  first `NLL_IMAGES` test images at the end, and on the first 500 at each epoch of
+  `VAE_MILESTONES` (the curve), against Burda et al. 2016, Table 1 (86.76 nats; target ≤ 89);
 - the contractive model: the encoder's mean Jacobian norm ‖J‖_F on test images, next to a
   plain autoencoder's of the same network (784-1000 sigmoid, tied) trained as long; the
   denoising model: PSNR of the denoised test images at three masking levels next to the
@@ -61,8 +61,9 @@ DATASETS = {"mnist": "mnist", "fashion": "fashion-mnist"}
 EPOCHS = {"autoencoder": 20, "denoising_autoencoder": 20, "sparse_autoencoder": 20,
           "contractive_autoencoder": 20, "convolutional_autoencoder": 10,
           "stacked_autoencoder": 30, "stacked_denoising_autoencoder": 30,
-          "recurrent_autoencoder": 10, "vae": 200, "dcign": 30}  # fmt: skip
-VAE_MILESTONES = (10, 25, 50, 100, 200)
+          "recurrent_autoencoder": 10, "dcign": 30}  # fmt: skip
+# the NLL curve's epochs; Fashion-MNIST (no paper figure to approach) stops at 50
+VAE_MILESTONES = {"mnist": (10, 25, 50, 100, 200), "fashion": (10, 25, 50)}
 ROWS = (*(f"pixels_{d}" for d in DATASETS), *(f"{m}_{d}" for d in DATASETS for m in IMAGE_MODELS),
         "cae_finetune_mnist", "recurrent_fsdd", "dcign_sprites", "vae_bench")  # fmt: skip
 PROBE_ITERATIONS = 200
@@ -319,7 +320,7 @@ def vae_row(key: str, quick: bool) -> dict:
     t0 = time.perf_counter()
     dataset = DATASETS[key]
     x, y, xt, yt = _load(dataset, (28, 28, 1), quick)
-    milestones = (1, 2) if quick else VAE_MILESTONES
+    milestones = (1, 2) if quick else VAE_MILESTONES[key]
     curve_nll, final_nll = (
         ((64, 50), (64, 50)) if quick else ((500, NLL_SAMPLES), (NLL_IMAGES, NLL_SAMPLES))
     )
