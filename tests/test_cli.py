@@ -268,6 +268,10 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
         (["train", "--model", "vae", "--set", 'decoder_dist="poisson"'], "decoder_dist"),
         (["train", "--model", "vae", "--loss", "mse"], "its own objective"),
         (["train", "--model", "dcign", "--dataset", "mnist"], "sprites"),
+        (  # a sequence model given images: refused before anything is written
+            ["train", "--model", "recurrent_autoencoder", "--dataset", "sprites"],
+            "a model expecting (28, 28) cannot read them",
+        ),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),
