@@ -203,8 +203,9 @@ def test_the_importance_weighted_bound_approaches_the_exact_likelihood():
     log_joint = log_px_z - 0.5 * grid**2 - 0.5 * np.log(2 * np.pi)
     exact = -(np.log(np.sum(np.exp(log_joint - log_joint.max(1, keepdims=True)), 1)
                      * (grid[1] - grid[0])) + log_joint.max(1))  # fmt: skip
-    iwae = lambda k, seed: np.asarray(model.apply(variables, x, k, rngs={
-        "noise": jax.random.PRNGKey(seed)}, method="importance_nll"))  # fmt: skip
+    bound = jax.jit(lambda key, k: model.apply(variables, x, k, rngs={"noise": key},
+                                               method="importance_nll"), static_argnums=1)  # fmt: skip
+    iwae = lambda k, seed: np.asarray(bound(jax.random.PRNGKey(seed), k))
     np.testing.assert_allclose(iwae(5000, 0), exact, atol=0.05)
     k1 = np.mean([iwae(1, s) for s in range(20)], 0)
     assert np.all(k1 > iwae(5000, 1))
