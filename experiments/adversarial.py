@@ -30,7 +30,6 @@ alternating rounds in one process; the ratio of the medians is reported.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 
@@ -328,20 +327,9 @@ def run(row: str, quick: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.rows_parser(__doc__.splitlines()[0], ROWS).parse_args(argv)
-    if args.data_dir:
-        os.environ["ZOO_JAX_DATA"] = args.data_dir
     global OUT
-    if args.quick:
-        OUT = common.RESULTS_DIR / "quick" / "adversarial"
-    wanted = args.rows.split(",")
-    plan = [(row, row) for row in ROWS if row in wanted]
-    common.require_rows(plan if len(plan) == len(wanted) else [], "--rows", list(ROWS))
-    common.run_claimed(plan, OUT, lambda row: run(row, args.quick),
-                       force=args.force, quick=args.quick)  # fmt: skip
-    if not (args.no_report or args.quick):
-        common.update_report()
-    return 0
+    status, OUT = common.run_rows(argv, __doc__.splitlines()[0], ROWS, OUT, run)
+    return status
 
 
 # --- RESULTS.md ---------------------------------------------------------------------------------

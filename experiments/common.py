@@ -193,6 +193,26 @@ def rows_parser(description: str, rows) -> ArgumentParser:
     return parser
 
 
+def run_rows(argv, description: str, rows, out_dir: Path, run) -> tuple[int, Path]:
+    """The `main` of an experiment whose rows are run by name (`run(row, quick)`): parse
+    the options of `rows_parser`, run the wanted rows under `out_dir` (`RESULTS_DIR /
+    "quick" / out_dir.name` with --quick), regenerate the report unless told not to.
+    Returns (exit status, the directory the rows went to)."""
+    args = rows_parser(description, rows).parse_args(argv)
+    if args.data_dir:
+        os.environ["ZOO_JAX_DATA"] = args.data_dir
+    if args.quick:
+        out_dir = RESULTS_DIR / "quick" / out_dir.name
+    wanted = args.rows.split(",")
+    plan = [(row, row) for row in rows if row in wanted]
+    require_rows(plan if len(plan) == len(wanted) else [], "--rows", list(rows))
+    run_claimed(plan, out_dir, lambda row: run(row, args.quick), force=args.force,
+                quick=args.quick)  # fmt: skip
+    if not (args.no_report or args.quick):
+        update_report()
+    return 0, out_dir
+
+
 def require_rows(plan: list, option: str, known: list[str]) -> None:
     """An empty plan is a filter that matched nothing (a typo), not a finished run."""
     if not plan:

@@ -39,6 +39,18 @@ def _check_own_loss(run: Run) -> None:
         raise ZooError(f"{cfg.model} trains without augmentation or loss options")
 
 
+class OwnObjective(LearnerDefaults):
+    """What the autoencoders' learners check: the card's own loss, inputs in [0, 1]."""
+
+    @classmethod
+    def check_config(cls, run: Run) -> None:
+        _check_own_loss(run)
+
+    @classmethod
+    def check_inputs(cls, run: Run, x: np.ndarray) -> None:
+        _check_unit_range(run, x)
+
+
 def _weighted_sums(terms: dict, weight: jax.Array, axis_name) -> dict:
     sums = {k: sum_over(jnp.sum(weight * v), axis_name) for k, v in terms.items()}
     return sums | {"count": sum_over(jnp.sum(weight), axis_name)}
@@ -56,7 +68,7 @@ def _eval_key(state: TrainState, axis_name) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReconstructionLearner(LearnerDefaults):
+class ReconstructionLearner(OwnObjective):
     """Backpropagation on the model's own objective (`model.objective`: reconstruction
     cross-entropy plus the model's penalty, or the VAE's −ELBO), stepped by optax; l1 / l2
     kernel penalties as the gradient learner's. Corruption, binarisation and posterior
@@ -76,14 +88,6 @@ class ReconstructionLearner(LearnerDefaults):
     @property
     def metrics(self) -> tuple[str, ...]:
         return ("loss", *self.model.terms)
-
-    @classmethod
-    def check_config(cls, run: Run) -> None:
-        _check_own_loss(run)
-
-    @classmethod
-    def check_inputs(cls, run: Run, x: np.ndarray) -> None:
-        _check_unit_range(run, x)
 
     @classmethod
     def from_config(cls, run: Run, total_steps: int | None = None) -> ReconstructionLearner:
@@ -173,7 +177,7 @@ class DCIGNLearner(ReconstructionLearner):
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerwiseLearner(LearnerDefaults):
+class LayerwiseLearner(OwnObjective):
     """Greedy layer-wise pre-training, then supervised fine-tuning (Bengio et al. 2007;
     Vincent et al. 2010, sec. 3.5), as stages of one run: `model.pretrain_epochs` epochs for
     each layer, bottom up, each step training one layer (`model.layer_objective`: its (denoising) reconstruction of the code below, the
@@ -189,14 +193,6 @@ class LayerwiseLearner(LearnerDefaults):
     optimizer: optax.GradientTransformation
     phase_steps: int
     metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "recon")
-
-    @classmethod
-    def check_config(cls, run: Run) -> None:
-        _check_own_loss(run)
-
-    @classmethod
-    def check_inputs(cls, run: Run, x: np.ndarray) -> None:
-        _check_unit_range(run, x)
 
     @classmethod
     def from_config(cls, run: Run, total_steps: int | None = None) -> LayerwiseLearner:
