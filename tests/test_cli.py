@@ -171,10 +171,11 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
     assert code == 0 and len(rows) == 51
     assert rows["seq2seq_attention"]["models"] == ["seq2seq"]
     assert "resnet50" in rows["deep_residual_network"]["models"]
-    assert rows["capsule_network"]["models"] == []
+    assert rows["capsule_network"]["models"] == ["capsnet"]
+    assert rows["memory_network"]["models"] == ["memn2n"]
     code, out, _ = _run(capsys, "list", "--chart")
     assert rows["perceptron"]["models"] == ["averaged_perceptron", "perceptron"]
-    assert code == 0 and out.splitlines()[-1] == "48 of 51 chart nodes have a model"
+    assert code == 0 and out.splitlines()[-1] == "51 of 51 chart nodes have a model"
 
 
 @pytest.mark.parametrize(
@@ -272,6 +273,11 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
             ["train", "--model", "recurrent_autoencoder", "--dataset", "sprites"],
             "a model expecting (28, 28) cannot read them",
         ),
+        (["train", "--model", "capsnet", "--set", "routing_iterations=0"], "routing_iterations"),
+        (["train", "--model", "ntm", "--set", "shift_range=100"], "wider than the memory's 128"),
+        (["train", "--model", "ntm", "--dataset", "babi"], "reads bit-sequence datasets"),
+        (["train", "--model", "memn2n", "--dataset", "babi-qa21"], "unknown bAbI task"),
+        (["train", "--model", "memn2n", "--dataset", "babi-10k-qa3"], "task 3: its train file"),
         (["info", "resnet"], "unknown model"),
         (["evaluate", "/nonexistent"], "not a run directory"),
         (["bench", "--model", "mlp", "--steps", "1"], "--steps"),

@@ -60,3 +60,10 @@ def test_autoencoders_notebook_executes(monkeypatch):
     k50 = float(outputs.split("k = 50: ")[1].split()[0])
     assert 0 < k50 < k1 < 600  # the bound tightens with k
     assert "2-D VAE test -ELBO" in outputs
+
+
+def test_memory_notebook_executes(monkeypatch):
+    outputs = _execute("memory.ipynb", monkeypatch)
+    assert "epoch 1: test bit errors per sequence" in outputs
+    assert "length 80:" in outputs and "task 1 test accuracy" in outputs
+    assert outputs.count("| answer:") == 2

@@ -392,3 +392,23 @@ def test_autoencoders_quick_and_its_report(tmp_path, monkeypatch):
         assert len(dcign["plain_vae_correlations"][name]) == 10
     text = report.render(list(rows.values()))
     assert "| denoising_autoencoder | mnist |" in text and "**DCIGN on the sprites**" in text
+
+
+def test_memory_and_capsules_quick_and_their_reports(tmp_path, monkeypatch):
+    from experiments import capsules, memory, report
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert memory.main(["--quick", "--rows", "ntm_copy,memn2n_1k_joint"]) == 0
+    assert capsules.main(["--quick", "--rows", "capsnet_mnist"]) == 0
+    rows = {r["row"]: r for d in ("memory", "capsules")
+            for r in common.read_rows(tmp_path / "quick" / d)}  # fmt: skip
+    copy = rows["ntm_copy"]["metrics"]
+    assert all(0 <= copy[f"bit_errors_len{n}"] <= 8 * n for n in memory.COPY_LENGTHS)
+    assert copy["bit_errors_len120"] > copy["bit_errors_len20"]  # untrained: errors scale with n
+    babi_row = rows["memn2n_1k_joint"]["metrics"]
+    assert sorted(babi_row["task_errors"]) == ["1", "2"] and 0 <= babi_row["mean_error"] <= 100
+    assert babi_row["failed_tasks"] == sum(e > 5 for e in babi_row["task_errors"].values())
+    assert 0 <= rows["capsnet_mnist"]["metrics"]["test_accuracy"] <= 1
+    assert (tmp_path / "quick" / "capsules" / "pictures" / "capsnet_mnist.png").is_file()
+    text = report.render(list(rows.values()))
+    assert "**Copy**" in text and "| capsnet_mnist | mnist | 3 |" in text

@@ -191,6 +191,10 @@ def test_conv2d_kernels_beyond_11x11_are_not_unrolled_into_slices():
     assert convolution.cpu_lowering((2, 2, 2, 4), (11, 11), 1) == "im2col"
     assert convolution.cpu_lowering((2, 2, 2, 4), (12, 11), 1) == "xla"
     assert convolution.cpu_lowering((2, 28, 28, 8), (100_000, 100_000), 2) == "xla"
+    # strided 9×9 over many channels (CapsNet's primary capsules): im2col, 50× faster there
+    assert convolution.cpu_lowering((2, 20, 20, 256), (9, 9), 1, (2, 2)) == "im2col"
+    assert convolution.cpu_lowering((2, 20, 20, 3), (9, 9), 1, (2, 2)) == "xla"
+    assert convolution.cpu_lowering((2, 20, 20, 256), (9, 9), 1, (1, 1)) == "xla"
     model = zoo_jax.get_model("cnn_tf", kernel_size=100_000)  # SAME padding: it fits
     jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, 28, 28, 1), float))
 

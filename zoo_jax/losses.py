@@ -208,6 +208,17 @@ def poisson(y_true, y_pred):
     return jnp.mean(y_pred - y_true * jnp.log(y_pred + _EPS), axis=-1)
 
 
+def margin_loss(labels, lengths, m_plus: float = 0.9, m_minus: float = 0.1, lam: float = 0.5):
+    """The capsule network's margin loss (Sabour, Frosst & Hinton 2017, eq. 4), beyond the
+    Keras catalogue: Σ_k T_k max(0, m⁺ − ‖v_k‖)² + λ (1 − T_k) max(0, ‖v_k‖ − m⁻)², T_k = 1
+    for the label's class. `labels` `(batch,)` ints, `lengths` `(batch, classes)` the digit
+    capsules' lengths; one value per example."""
+    present = jax.nn.one_hot(labels, lengths.shape[-1], dtype=lengths.dtype)
+    hit = jnp.square(jnp.maximum(0.0, m_plus - lengths))
+    miss = jnp.square(jnp.maximum(0.0, lengths - m_minus))
+    return jnp.sum(present * hit + lam * (1 - present) * miss, axis=-1)
+
+
 LOSSES: dict[str, Callable[..., jax.Array]] = {
     "mean_squared_error": mean_squared_error,
     "mean_absolute_error": mean_absolute_error,

@@ -261,8 +261,8 @@ def check_overrides(name: str, overrides: dict[str, Any]) -> None:
 def _check_size(name: str, key: str, annotation: str, value: Any) -> None:
     """A size (an `int` field, or the ints of a `Sequence[int]` / `tuple[int, ...]` one) must
     be a positive integer: 0 would build and then divide by zero in an initialiser, -3 fail
-    in XLA, 2.5 fail on a shape. Token ids (`*_id`) and crops may be 0."""
-    if key.endswith("_id") or key == "crop" or "int" not in annotation:
+    in XLA, 2.5 fail on a shape. Token ids (`*_id`), crops and epoch counts may be 0."""
+    if key.endswith(("_id", "_epochs")) or key == "crop" or "int" not in annotation:
         return
     many = isinstance(value, tuple | list)
     if many and "Sequence[int]" not in annotation and "tuple[int" not in annotation:

@@ -51,7 +51,7 @@ def test_unknown_dataset_and_split_list_the_choices():
     ("x", "message"),
     [
         (np.zeros((2, 5), np.float32), "integer token ids"),
-        (np.zeros((2, 5, 1), np.int32), "shape (n, length)"),
+        (np.zeros(5, np.int32), "shape (n, length)"),  # (n, length, …) is bAbI's: allowed
         (np.full((2, 5), 97, np.int32), "[0, 97), got values in [97, 97]"),
         (np.full((2, 5), -1, np.int32), "got values in [-1, -1]"),
     ],

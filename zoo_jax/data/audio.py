@@ -17,12 +17,9 @@ first `FRAMES` frames (1 s) of each recording, silence (0) after its end. Inputs
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
 import io
 import os
 import re
-import tarfile
 import wave
 from pathlib import Path
 
@@ -91,28 +88,7 @@ def _archive(data_dir: str | os.PathLike | None) -> Path:
 
 def _checked_members(path: Path) -> dict[str, bytes]:
     """The archive's WAV files by name, every one verified."""
-    try:
-        raw = path.read_bytes()
-        tar_bytes = gzip.decompress(raw)
-        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
-            members = {
-                m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()
-            }
-    except (OSError, EOFError, tarfile.TarError) as err:
-        raise DataError(f"{path}: cannot be read ({err})") from None
-    manifest = path.parent / MANIFEST
-    if manifest.is_file():
-        expected = dict(
-            reversed(line.split(maxsplit=1)) for line in manifest.read_text().splitlines() if line
-        )
-        for name, data in members.items():
-            digest = hashlib.sha256(data).hexdigest()
-            if expected.get(name) != digest:
-                raise DataError(f"{path}: {name} has SHA-256 {digest}, not the manifest's")
-        if len(expected) != len(members):
-            raise DataError(f"{path}: {len(members)} files, the manifest lists {len(expected)}")
-    elif hashlib.sha256(tar_bytes).hexdigest() != TAR_SHA256:
-        raise DataError(f"{path}: the tar's SHA-256 is not FSDD v1.0.10's {TAR_SHA256}")
+    members = vision.checked_tar_members(path, path.parent / MANIFEST, TAR_SHA256)
     return {name: data for name, data in members.items() if name.endswith(".wav")}
 
 

@@ -11,6 +11,8 @@ horizontal shearing. The paper names the kinds but not their ranges; ours are ±
 ±10 % scale, ±10 % squeeze and a shear of ±0.15 (pixels of horizontal shift per pixel of
 height), drawn uniformly. Pixels are resampled bilinearly about the image centre; what comes
 from outside the image is 0 (the background of MNIST and Fashion-MNIST).
+
+`shift`: whole-pixel translations of up to 2 pixels each way, zeros shifted in (CapsNet's).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from zoo_jax.errors import UnknownNameError, ZooError
 
@@ -67,7 +70,26 @@ def random_affine(
     return affine_warp(images, matrix, shift)
 
 
-AUGMENTATIONS: dict[str, Augmentation] = {"affine": random_affine}
+def shift_images(images: jax.Array, shifts: jax.Array, max_shift: int) -> jax.Array:
+    """Each image moved by its `(dy, dx)` shift (down / right positive), zeros shifted in."""
+    m = max_shift
+    height, width, channels = images.shape[1:]
+    padded = jnp.pad(images, ((0, 0), (m, m), (m, m), (0, 0)))
+    cut = lambda img, s: lax.dynamic_slice(img, (m - s[0], m - s[1], 0), (height, width, channels))
+    return jax.vmap(cut)(padded, shifts)
+
+
+def random_shift(rng: jax.Array, images: jax.Array, *, max_shift: int = 2) -> jax.Array:
+    """Each image moved by a whole number of pixels, up to `max_shift` each way in each
+    direction (uniform), zeros shifted in: the CapsNet paper's augmentation (Sabour et al.
+    2017, sec. 5: "shifted by up to 2 pixels in each direction with zero padding")."""
+    if images.ndim != 4:
+        raise ZooError(f"augmentation takes (batch, height, width, channels), got {images.shape}")
+    shifts = jax.random.randint(rng, (images.shape[0], 2), -max_shift, max_shift + 1)
+    return shift_images(images, shifts, max_shift)
+
+
+AUGMENTATIONS: dict[str, Augmentation] = {"affine": random_affine, "shift": random_shift}
 
 
 def get(name: str) -> Augmentation:

@@ -11,6 +11,13 @@
 - `chars`: character-level language modelling on `pydoc_data.topics` (`text.py`): windows
   of the model's input length, inputs `w[:, :-1]` and next-character labels `w[:, 1:]`.
   Splits train / validation / test.
+- `babi`, `babi-10k`, `babi-qa1` … `babi-10k-qa20`: the bAbI tasks (`babi.py`), all 20
+  together or one, the 1k or 10k training set: inputs `(memory + 1, words)` ids (the
+  statements, most recent first, then the question), labels the answer's id. Splits train /
+  validation / test.
+- `copy`, `repeat-copy`, `associative-recall`: the NTM's tasks (`ntm_tasks.py`), generated
+  from a PRNG key: inputs `(time, channels)` floats, labels `(time, bits)` int8 targets, −1
+  where no output is asked for. Splits train / test (the training lengths' longest).
 - `dates`: human-written dates → ISO 8601 (`text.py`): inputs the PAD-padded source ids,
   labels BOS + 10 characters + EOS. `DATES_SIZES` pairs per split; splits train /
   validation / test, and `long` (sources longer than any in training).
@@ -25,11 +32,12 @@ import functools
 
 import numpy as np
 
-from zoo_jax.data import audio, pipeline, sprites, text, vision
+from zoo_jax.data import audio, babi, ntm_tasks, pipeline, sprites, text, vision
 from zoo_jax.errors import InputError, UnknownNameError
 
-TOKEN_DATASETS = ("chars", "dates")
-DATASETS = (*vision.DATASETS, "fsdd", "sprites", "encoder", *TOKEN_DATASETS)
+TOKEN_DATASETS = ("chars", "dates", "babi", "babi-10k")  # and each bAbI task (`babi-qa3`)
+BIT_DATASETS = ntm_tasks.TASKS
+DATASETS = (*vision.DATASETS, "fsdd", "sprites", "encoder", *TOKEN_DATASETS, *BIT_DATASETS)
 DATES_SIZES = {"train": 50_000, "validation": 2_000, "test": 2_000, "long": 2_000}
 DATES_SEED = 0
 SPLITS = {
@@ -39,18 +47,39 @@ SPLITS = {
     "encoder": ("train", "test"),
     "chars": ("train", "validation", "test"),
     "dates": tuple(DATES_SIZES),
+    **dict.fromkeys(("babi", "babi-10k"), babi.SPLITS),
+    **dict.fromkeys(BIT_DATASETS, ntm_tasks.SPLITS),
 }
 
 
 def canonical(name: str) -> str:
     name = vision.ALIASES.get(name, name)
+    if babi.dataset_name(name) is not None:  # a task of its own (`babi-qa3`) checks its number
+        return name
     if name not in DATASETS:
         raise UnknownNameError("dataset", name, [*DATASETS, *vision.ALIASES])
     return name
 
 
 def is_tokens(name: str) -> bool:
-    return canonical(name) in TOKEN_DATASETS
+    name = canonical(name)
+    return name in TOKEN_DATASETS or babi.dataset_name(name) is not None
+
+
+def is_bits(name: str) -> bool:
+    """The NTM's tasks: float inputs, bit targets with −1 where none is asked for."""
+    return canonical(name) in BIT_DATASETS
+
+
+def kind(name: str) -> str:
+    """What the dataset feeds, as a card's `input_kind` names it: images (every float
+    dataset but the NTM's), tokens or bits."""
+    return "tokens" if is_tokens(name) else "bits" if is_bits(name) else "images"
+
+
+def splits(name: str) -> tuple[str, ...]:
+    name = canonical(name)
+    return babi.SPLITS if babi.dataset_name(name) is not None else SPLITS[name]
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,8 +103,14 @@ def load(
     per-example input is `input_shape`; the first `limit` examples when it is given (only
     those are converted)."""
     name = canonical(name)
-    if split not in SPLITS[name]:
-        raise UnknownNameError(f"split of {name!r}", split, SPLITS[name])
+    if split not in splits(name):
+        raise UnknownNameError(f"split of {name!r}", split, splits(name))
+    if babi.dataset_name(name) is not None:
+        x, answers = babi.load(name, split, input_shape, data_dir)
+        return x[:limit], answers[:limit]
+    if name in BIT_DATASETS:
+        x, targets = ntm_tasks.split(name, split, input_shape)
+        return x[:limit], targets[:limit]
     if name == "chars":
         windows = text.lm_windows(getattr(_chars(), split), input_shape[0])
         return windows[:limit, :-1], windows[:limit, 1:]

@@ -46,6 +46,20 @@ def validate_inputs(x: np.ndarray, input_shape: tuple[int, ...], layout: str = "
         raise InputError(f"inputs contain {bad} non-finite values (NaN or inf)")
 
 
+def validate_bit_sequences(x: np.ndarray, y: np.ndarray, input_shape, bits: int) -> None:
+    """The NTM's tasks: float inputs `(n, time, channels)` and integer targets `(n, time,
+    bits)` of 0 and 1, −1 where no output is asked for."""
+    validate_inputs(x, input_shape)
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"bit targets must be integers, got dtype {y.dtype}")
+    if y.shape != (len(x), input_shape[0], bits):
+        raise InputError(f"bit targets of shape ({len(x)}, {input_shape[0]}, {bits}) expected, "
+                         f"got {y.shape}")  # fmt: skip
+    if not np.isin(y, (-1, 0, 1)).all():
+        raise InputError("bit targets must be 0 or 1, or -1 where no output is asked for")
+
+
 def validate_labels(y: np.ndarray, num_classes: int, n: int) -> None:
     """Integer labels `(n,)` in `[0, num_classes)`."""
     if not np.issubdtype(np.asarray(y).dtype, np.integer):
@@ -58,11 +72,12 @@ def validate_labels(y: np.ndarray, num_classes: int, n: int) -> None:
 
 
 def validate_tokens(x: np.ndarray, vocab: int, n: int | None = None, what: str = "inputs") -> None:
-    """Integer token ids `(n, length)` in `[0, vocab)` (a sequence model's inputs or labels)."""
+    """Integer token ids in `[0, vocab)`: inputs `(n, length, …)` (a sequence, or bAbI's
+    memory and question), labels `(n, length)` or `(n,)` (one answer per example)."""
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.integer):
         raise InputError(f"{what} must be integer token ids, got dtype {x.dtype}")
-    if x.ndim != 2 or (n is not None and len(x) != n):
+    if x.ndim < (2 if what == "inputs" else 1) or (n is not None and len(x) != n):
         rows = "n" if n is None else str(n)
         raise InputError(f"{what} of shape ({rows}, length) expected, got {x.shape}")
     if x.size == 0:

@@ -28,8 +28,10 @@ import collections
 import dataclasses
 import gzip
 import hashlib
+import io
 import math
 import os
+import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -106,6 +108,33 @@ def search_path(data_dir: str | os.PathLike | None = None) -> list[Path]:
         return [Path(data_dir)]
     dirs = [Path(os.environ["ZOO_JAX_DATA"])] if os.environ.get("ZOO_JAX_DATA") else []
     return [*dirs, cache_dir()]
+
+
+def checked_tar_members(path: Path, manifest: Path, tar_sha256: str) -> dict[str, bytes]:
+    """The files of the gzipped tar at `path` by member name, each verified against the
+    `sha256sum` manifest `manifest` (every file listed, none more); without the manifest,
+    the uncompressed tar's SHA-256 against `tar_sha256`. A mismatch names the file."""
+    try:
+        tar_bytes = gzip.decompress(path.read_bytes())
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
+            members = {
+                m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()
+            }
+    except (OSError, EOFError, tarfile.TarError) as err:
+        raise DataError(f"{path}: cannot be read ({err})") from None
+    if manifest.is_file():
+        expected = dict(
+            reversed(line.split(maxsplit=1)) for line in manifest.read_text().splitlines() if line
+        )
+        for name, data in members.items():
+            digest = hashlib.sha256(data).hexdigest()
+            if expected.get(name) != digest:
+                raise DataError(f"{path}: {name} has SHA-256 {digest}, not the manifest's")
+        if len(expected) != len(members):
+            raise DataError(f"{path}: {len(members)} files, the manifest lists {len(expected)}")
+    elif hashlib.sha256(tar_bytes).hexdigest() != tar_sha256:
+        raise DataError(f"{path}: the tar's SHA-256 is not the expected {tar_sha256}")
+    return members
 
 
 def missing(what: str, data_dir: str | os.PathLike | None) -> DataError:

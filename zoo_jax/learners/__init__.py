@@ -16,6 +16,7 @@ from zoo_jax.learners.base import (
     new_state,
     sum_over,
 )
+from zoo_jax.learners.capsules import CapsuleLearner
 from zoo_jax.learners.closed_form import KMeansRidgeLearner, RidgeLearner
 from zoo_jax.learners.competitive import SOMLearner
 from zoo_jax.learners.decoder import ClassDecoderLearner, shift_images
@@ -27,6 +28,7 @@ from zoo_jax.learners.energy import (
     MarkovCountLearner,
 )
 from zoo_jax.learners.gradient import AUX_WEIGHT, GradientLearner
+from zoo_jax.learners.memory import BitSequenceLearner, LinearStartLearner
 from zoo_jax.learners.perceptron import AveragedPerceptronLearner, PerceptronLearner
 from zoo_jax.learners.translation import TranslationLearner
 
@@ -48,6 +50,9 @@ LEARNERS: dict[str, type] = {
     "reconstruction": ReconstructionLearner,
     "layerwise": LayerwiseLearner,
     "dcign": DCIGNLearner,
+    "bits": BitSequenceLearner,
+    "linear_start": LinearStartLearner,
+    "capsule": CapsuleLearner,
 }
 
 
@@ -66,7 +71,9 @@ __all__ = [
     "AdversarialLearner",
     "AssociativeMemoryLearner",
     "AveragedPerceptronLearner",
+    "BitSequenceLearner",
     "BoltzmannLearner",
+    "CapsuleLearner",
     "ClassDecoderLearner",
     "ContrastiveDivergenceLearner",
     "DBNLearner",
@@ -76,6 +83,7 @@ __all__ = [
     "LayerwiseLearner",
     "Learner",
     "LearnerDefaults",
+    "LinearStartLearner",
     "MarkovCountLearner",
     "PerceptronLearner",
     "ReconstructionLearner",

@@ -14,6 +14,7 @@ import optax
 from jax import lax
 
 from zoo_jax import losses
+from zoo_jax.data.augment import shift_images
 from zoo_jax.errors import ZooError
 from zoo_jax.learners.base import (
     Batch,
@@ -28,15 +29,6 @@ from zoo_jax.train.state import TrainState
 
 if TYPE_CHECKING:
     from zoo_jax.train.run import Run
-
-
-def shift_images(images: jax.Array, shifts: jax.Array, max_shift: int) -> jax.Array:
-    """Each image moved by its `(dy, dx)` shift (down / right positive), zeros shifted in."""
-    m = max_shift
-    height, width, channels = images.shape[1:]
-    padded = jnp.pad(images, ((0, 0), (m, m), (m, m), (0, 0)))
-    cut = lambda img, s: lax.dynamic_slice(img, (m - s[0], m - s[1], 0), (height, width, channels))
-    return jax.vmap(cut)(padded, shifts)
 
 
 @dataclasses.dataclass(frozen=True)

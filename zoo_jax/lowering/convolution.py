@@ -85,12 +85,17 @@ BLOCK_DIAGONAL_MAX_CHANNELS = 256
 
 
 IM2COL_MAX_TAPS = 121  # im2col traces a slice per kernel tap: an 11×11 kernel at most
+WIDE_INPUT_CHANNELS = 64
 
 
-def cpu_lowering(x_shape: Sequence[int], kernel_size: Sequence[int], groups: int) -> str:
+def cpu_lowering(
+    x_shape: Sequence[int], kernel_size: Sequence[int], groups: int, strides=None
+) -> str:
     """How a convolution lowers on the CPU: "im2col" for inputs smaller than the kernel; for
     grouped ones, "block_diagonal" up to `BLOCK_DIAGONAL_MAX_CHANNELS` input channels and
-    more than 4 groups, else "im2col"; "xla" for the rest, and for kernels of more than
+    more than 4 groups, else "im2col"; "im2col" for strided kernels of 9×9 or more over
+    `WIDE_INPUT_CHANNELS` channels or more (CapsNet's primary capsules: XLA:CPU's gradient
+    took 40 s a batch of 128, im2col's 0.8 s); "xla" for the rest, and for kernels of more than
     `IM2COL_MAX_TAPS` taps (a `--set kernel_size=1000` would otherwise trace a million
     slices)."""
     if kernel_size[0] * kernel_size[1] > IM2COL_MAX_TAPS:
@@ -100,6 +105,8 @@ def cpu_lowering(x_shape: Sequence[int], kernel_size: Sequence[int], groups: int
     if groups > 1:
         narrow = groups > 4 and x_shape[-1] <= BLOCK_DIAGONAL_MAX_CHANNELS
         return "block_diagonal" if narrow else "im2col"
+    if strides is not None and max(strides) > 1 and min(kernel_size) >= 9:
+        return "im2col" if x_shape[-1] >= WIDE_INPUT_CHANNELS else "xla"
     return "xla"
 
 
@@ -130,7 +137,7 @@ def conv2d(
         )
     if implementation == "auto":
         cpu = fast_cpu_paths()
-        implementation = cpu_lowering(x.shape, kernel.shape[:2], groups) if cpu else "xla"
+        implementation = cpu_lowering(x.shape, kernel.shape[:2], groups, strides) if cpu else "xla"
     if implementation == "im2col":
         return conv2d_im2col(x, kernel, tuple(strides), padding, groups)
     if implementation == "block_diagonal":

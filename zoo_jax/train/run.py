@@ -159,9 +159,9 @@ class Run:
         if cfg.l1 < 0 or cfg.l2 < 0:
             raise ZooError("l1 and l2 must be >= 0")
         registry.check_overrides(cfg.model, cfg.model_overrides)
-        tokens = self.card.input_kind == "tokens"
-        if datasets.is_tokens(cfg.dataset) != tokens:
-            wanted = "token" if tokens else "image"
+        kind = datasets.kind(cfg.dataset)
+        if kind != self.card.input_kind:
+            wanted = {"tokens": "token", "bits": "bit-sequence"}.get(self.card.input_kind, "image")
             raise InputError(f"{cfg.model} reads {wanted} datasets, not {cfg.dataset!r}")
         self.learner_class.check_config(self)  # its loss, augmentation, ...
         if cfg.schedule_options and cfg.schedule is None:
@@ -214,9 +214,11 @@ class Run:
             got = f"{len(data)} items" if isinstance(data, tuple | list) else type(data).__name__
             raise InputError(f"data must be (x_train, y_train, x_test, y_test), got {got}")
         x_train, y_train, x_test, y_test = data
-        tokens = datasets.is_tokens(cfg.dataset)  # that it suits the model: RunConfig.check
+        kind = datasets.kind(cfg.dataset)  # that it suits the model: RunConfig.check
         for x, y in ((x_train, y_train), (x_test, y_test)):
-            if tokens:
+            if kind == "bits":
+                pipeline.validate_bit_sequences(x, y, input_shape, num_classes)
+            elif kind == "tokens":
                 pipeline.validate_tokens(x, num_classes)
                 if x.shape[1:] != tuple(input_shape):
                     raise InputError(f"inputs of length {input_shape[0]} expected, got {x.shape}")
