@@ -147,11 +147,9 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
         gap = mnist["metrics"]["test_error"] - PAPER[3]["test_error"]
         out += ["", f"After {mnist['config']['epochs']} epoch(s) the 3-iteration model is "
                 f"{gap:.2f} points above the paper's 0.25 %: the target is not met on this CPU."]  # fmt: skip
-    pictures_dir = OUT / "pictures"
-    if pictures_dir.exists():
-        links = sorted(p.name for p in pictures_dir.glob("*.png"))
-        out += ["", "Pictures (reconstructions, dimension perturbations): " + ", ".join(
-            f"[{n[:-4]}](results/capsules/pictures/{n})" for n in links) + "."]  # fmt: skip
+    out += common.picture_links(
+        OUT / "pictures", "Pictures (reconstructions, dimension perturbations)"
+    )
     return [*out, ""]
 
 

@@ -265,6 +265,15 @@ def update_report() -> None:
 # --- what the experiments' RESULTS.md sections share ------------------------------------------
 
 
+def picture_links(directory: Path, label: str = "Pictures") -> list[str]:
+    """RESULTS.md's line linking every picture an experiment saved under `directory`."""
+    if not directory.exists():
+        return []
+    names = sorted(p.name for p in directory.glob("*.png"))
+    where = directory.relative_to(RESULTS_DIR.parent).as_posix()
+    return ["", f"{label}: " + ", ".join(f"[{n[:-4]}]({where}/{n})" for n in names) + "."]
+
+
 def pct(x) -> str:
     return "" if x is None else f"{100 * x:.2f}"
 

@@ -134,7 +134,7 @@ def zoo_table(rows: list[dict]) -> str:
 def _sequence_task_results(rows: list[dict]) -> dict[str, str]:
     """Per sequence model, its best result on its task: bits per character on `chars` (the
     cell or the Markov order named), exact-sequence accuracy on `dates` (the attention
-    named)."""
+    named), wrong bits copying 20 vectors (the NTM's controller named), bAbI's mean error."""
     best = {}
     for r in rows:
         m, options = r["metrics"], r["config"].get("model_overrides", {})
@@ -149,6 +149,14 @@ def _sequence_task_results(rows: list[dict]) -> dict[str, str]:
             score, text = m["test_exact"], f"dates {common.pct(m['test_exact'])} % exact"
             if "attention" in options:
                 text += f" ({options['attention']})"
+        elif r["experiment"] == "memory" and "bit_errors_len20" in m:
+            score = -m["bit_errors_len20"]
+            text = f"copy {m['bit_errors_len20']:.2f} wrong bits / 160 at length 20"
+            if "controller" in options:
+                text += f" ({options['controller']})"
+        elif r["experiment"] == "memory" and "mean_error" in m:
+            score = -m["mean_error"]
+            text = f"bAbI {r['dataset'][5:]} {m['mean_error']:.1f} % mean error ({r['row']})"
         else:
             continue
         if r["model"] not in best or score > best[r["model"]][0]:

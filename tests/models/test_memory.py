@@ -172,16 +172,9 @@ def test_memn2n_hops_match_the_papers_equations():
         assert (np.diff(row[:n]) > 0).all() and row[:n].max() <= 9
 
 
-def test_memn2n_and_the_ntm_train_through_fit():
-    """A few steps of each learner through `fit`: the bit errors and the answers improve."""
-    ntm = fit(RunConfig(model="ntm", epochs=2, train_limit=256, test_limit=64, batch_size=32,
-                        model_overrides=registry.get_card("ntm").test_overrides), **QUIET)  # fmt: skip
-    assert set(ntm["test"]) == {"loss", "bit_errors"} and ntm["test"]["loss"] < 0.7
-    memn2n = fit(RunConfig(model="memn2n", dataset="babi-qa1", epochs=3, learning_rate=0.3,
-                           model_overrides={"linear_start_epochs": 1, "embed_dim": 8},
-                           train_limit=512, test_limit=128), **QUIET)  # fmt: skip
-    # the answers are 6 places of 178 words: ln 178 = 5.2 nats at the start, ln 6 = 1.8 nats
-    # once it has learned which words answer (the paper's 100 epochs do the rest)
-    assert memn2n["test"]["loss"] < 2.5
+def test_the_memory_learners_refuse_other_losses():
+    """(Both learners train through `fit` in tests/test_experiments.py's quick run.)"""
     with pytest.raises(ZooError, match="bits' binary cross-entropy"):
         fit(RunConfig(model="ntm", loss="mse", epochs=1), **QUIET)
+    with pytest.raises(ZooError, match="bits' binary cross-entropy"):
+        fit(RunConfig(model="copy_lstm", augment="shift", epochs=1), **QUIET)
