@@ -17,7 +17,7 @@
   validation / test.
 - `copy`, `repeat-copy`, `associative-recall`: the NTM's tasks (`ntm_tasks.py`), generated
   from a PRNG key: inputs `(time, channels)` floats, labels `(time, bits)` int8 targets, −1
-  where no output is asked for. Splits train / test (the training lengths' longest).
+  where no output is asked for. Splits train / test (fresh examples of the training lengths).
 - `dates`: human-written dates → ISO 8601 (`text.py`): inputs the PAD-padded source ids,
   labels BOS + 10 characters + EOS. `DATES_SIZES` pairs per split; splits train /
   validation / test, and `long` (sources longer than any in training).

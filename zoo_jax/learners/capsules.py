@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from zoo_jax import losses
+from zoo_jax.data import augment
 from zoo_jax.errors import ZooError
 from zoo_jax.learners.base import apply_gradients, mean_over, sum_over
 from zoo_jax.learners.gradient import GradientLearner
@@ -39,14 +40,12 @@ class CapsuleLearner(GradientLearner):
         if cfg.loss != "margin" or cfg.loss_options:
             raise ZooError(f"{cfg.model} trains on the margin loss and its reconstruction, not "
                            f"--loss {cfg.loss}")  # fmt: skip
-        super().check_config(dataclasses.replace(run, config=dataclasses.replace(
-            cfg, loss="sparse_categorical_crossentropy")))  # its augmentation  # fmt: skip
+        if cfg.augment is not None:
+            augment.get(cfg.augment)  # the name
 
     @classmethod
     def from_config(cls, run: Run, total_steps: int | None = None) -> CapsuleLearner:
         cfg = run.config
-        from zoo_jax.data import augment
-
         return cls(model=run.model(), loss=None, optimizer=run.optimizer(total_steps),
                    l1=cfg.l1, l2=cfg.l2,
                    augment=augment.get(cfg.augment) if cfg.augment else None)  # fmt: skip

@@ -210,7 +210,8 @@ def time_noise(rng: jax.Array, stored: jax.Array, memory_size: int, fraction: fl
     statements. Indices `(batch, memory_size)`, clipped to the last."""
     gaps_key, order_key = jax.random.split(rng)
     extra = math.ceil(fraction * memory_size)
-    gaps = jax.random.randint(gaps_key, stored.shape, 0, jnp.ceil(fraction * stored) + 1)
+    most = jnp.ceil(fraction * stored).astype(jnp.int32) + 1
+    gaps = jax.random.randint(gaps_key, stored.shape, 0, most)
     score = jax.random.uniform(order_key, (*stored.shape, memory_size + extra))
     slots = jnp.arange(memory_size + extra)
     score = jnp.where(slots < (stored + gaps)[:, None], score, 2.0)  # only the first n + gaps
