@@ -65,8 +65,9 @@ def _best(rows: list[dict]) -> dict[tuple[str, str], dict]:
     logistic regression's on its features."""
     best = {}
     for r in rows:
-        if r["experiment"] not in ("seed_tables", "optimizers", "conv_zoo", "recurrent_zoo",
-                                   "shallow", "energy", "autoencoders") or r["model"] == "rbm":  # fmt: skip
+        if (r["experiment"] not in ("seed_tables", "optimizers", "conv_zoo", "recurrent_zoo",
+                                   "shallow", "energy", "autoencoders", "capsules")
+                or r["model"] == "rbm"):  # fmt: skip
             continue
         dataset = r["dataset"].split(" (")[0]  # "mnist (binarised by sampling, seed 0)"
         if dataset not in ("mnist", "fashion-mnist") or "test_accuracy" not in r["metrics"]:
