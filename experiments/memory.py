@@ -151,10 +151,12 @@ def _schedule(ls, epochs, halve, steps_per_epoch):
 
 
 def train_memn2n(dataset, d, epochs, halve, ls, seed, quick):
-    """`(accuracy on each task's test split, validation accuracy, model, params, wall)`."""
-    x, _ = resolve(RunConfig(model="memn2n", dataset=dataset)).load_split("train")
-    n = min(len(x), 256) if quick else len(x)
-    per_epoch = n // BATCH
+    """`(fit's summary, validation accuracy, model, params, predict)`."""
+    size, tasks = babi.dataset_name(dataset)
+    if len(tasks) > 1:
+        tasks = babi.available_tasks(size, "train")
+    n = sum(len(babi.read(size, t, "train")) for t in tasks)  # counted, not encoded
+    per_epoch = (min(n, 256) if quick else n) // BATCH
     bounds, values = _schedule(ls, epochs, halve, per_epoch)
     cfg = RunConfig(model="memn2n", dataset=dataset, epochs=ls + epochs, batch_size=BATCH,
                     seed=seed, learning_rate=values[0],
