@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zoo_jax import registry
-from zoo_jax.data import babi, ntm_tasks
+from zoo_jax.data import babi, ntm_tasks, pipeline
 from zoo_jax.errors import InputError, UnknownNameError, ZooError
 from zoo_jax.models import memory
 from zoo_jax.train.loop import RunConfig, fit
@@ -122,6 +122,12 @@ def test_the_tasks_ask_for_what_the_paper_says():
         np.testing.assert_array_equal(asked, items[q + 1])
     with pytest.raises(InputError, match="takes 41 steps"):
         ntm_tasks.copy(jax.random.PRNGKey(0), 2, (1, 20), time=30)
+    x, y = ntm_tasks.copy(jax.random.PRNGKey(0), 2, (1, 3))
+    pipeline.validate_bit_sequences(x, y, (7, 9), 8)
+    with pytest.raises(InputError, match="0 or 1, or -1"):
+        pipeline.validate_bit_sequences(x, np.where(y == 1, 2, y), (7, 9), 8)
+    with pytest.raises(InputError, match=r"bit targets of shape \(2, 7, 8\)"):
+        pipeline.validate_bit_sequences(x, y[:, :, :6], (7, 9), 8)
 
 
 def np_memn2n(params, x, hops):
