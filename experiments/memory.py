@@ -152,9 +152,7 @@ def _schedule(ls, epochs, halve, steps_per_epoch):
 
 def train_memn2n(dataset, d, epochs, halve, ls, seed, quick):
     """`(fit's summary, validation accuracy, model, params, predict)`."""
-    size, tasks = babi.dataset_name(dataset)
-    if len(tasks) > 1:
-        tasks = babi.available_tasks(size, "train")
+    size, tasks = babi.dataset_tasks(dataset)
     n = sum(len(babi.read(size, t, "train")) for t in tasks)  # counted, not encoded
     per_epoch = (min(n, 256) if quick else n) // BATCH
     bounds, values = _schedule(ls, epochs, halve, per_epoch)

@@ -232,13 +232,19 @@ def dataset_name(name: str) -> tuple[str, tuple[int, ...]] | None:
     return size, (int(match[2]),)
 
 
-def load(name: str, split: str, input_shape: tuple[int, ...], data_dir=None):
-    """`(inputs, answers)` of dataset `name` (`dataset_name`), shaped `input_shape`
-    (`(memory_size + 1, sentence_length)`). All tasks together skip the tasks whose training
-    file is missing (the 10k task 3), in every split, so they are the same tasks throughout."""
+def dataset_tasks(name: str, data_dir=None) -> tuple[str, tuple[int, ...]]:
+    """(size, the tasks dataset `name` reads): all tasks together skip those whose training
+    file is missing (the 10k task 3), in every split, so they are the same throughout."""
     size, tasks = dataset_name(name)
     if len(tasks) > 1:
-        tasks = available_tasks(size, "train", data_dir)
+        tasks = tuple(available_tasks(size, "train", data_dir))
+    return size, tasks
+
+
+def load(name: str, split: str, input_shape: tuple[int, ...], data_dir=None):
+    """`(inputs, answers)` of dataset `name` (`dataset_name`), shaped `input_shape`
+    (`(memory_size + 1, sentence_length)`), of the tasks `dataset_tasks` names."""
+    size, tasks = dataset_tasks(name, data_dir)
     if len(input_shape) != 2:
         raise InputError(f"bAbI feeds (memory + question, words) ids, not {input_shape}")
     examples = [e for t in tasks for e in read(size, t, split, data_dir)]
