@@ -22,6 +22,12 @@
   labels BOS + 10 characters + EOS. `DATES_SIZES` pairs per split; splits train /
   validation / test, and `long` (sources longer than any in training).
 
+- `digit-canvases`, `mnist-sentences`, `fashion-sentences`: images with generated text
+  (`captions.py`): canvases of 2–4 MNIST digits captioned by their digits and cells (splits
+  train / validation / test / heldout: layouts never seen in training), and single images
+  described by their class and measured attributes (splits train / test / unseen: a wording
+  never seen in training). Inputs images in [0, 1], labels token ids (the "captioned" kind).
+
 Token datasets give int32 arrays; their ids lie in `[0, num_classes)` of the model's card
 (the vocabulary), which `check_data` verifies like image labels.
 """
@@ -32,12 +38,14 @@ import functools
 
 import numpy as np
 
-from zoo_jax.data import audio, babi, ntm_tasks, pipeline, sprites, text, vision
+from zoo_jax.data import audio, babi, captions, ntm_tasks, pipeline, sprites, text, vision
 from zoo_jax.errors import InputError, UnknownNameError
 
 TOKEN_DATASETS = ("chars", "dates", "babi", "babi-10k")  # and each bAbI task (`babi-qa3`)
 BIT_DATASETS = ntm_tasks.TASKS
-DATASETS = (*vision.DATASETS, "fsdd", "sprites", "encoder", *TOKEN_DATASETS, *BIT_DATASETS)
+CAPTIONED_DATASETS = captions.DATASETS
+DATASETS = (*vision.DATASETS, "fsdd", "sprites", "encoder", *TOKEN_DATASETS, *BIT_DATASETS,
+            *CAPTIONED_DATASETS)  # fmt: skip
 DATES_SIZES = {"train": 50_000, "validation": 2_000, "test": 2_000, "long": 2_000}
 DATES_SEED = 0
 SPLITS = {
@@ -49,6 +57,7 @@ SPLITS = {
     "dates": tuple(DATES_SIZES),
     **dict.fromkeys(("babi", "babi-10k"), babi.SPLITS),
     **dict.fromkeys(BIT_DATASETS, ntm_tasks.SPLITS),
+    **captions.SPLITS,
 }
 
 
@@ -73,7 +82,10 @@ def is_bits(name: str) -> bool:
 
 def kind(name: str) -> str:
     """What the dataset feeds, as a card's `input_kind` names it: images (every float
-    dataset but the NTM's), tokens or bits."""
+    dataset but the NTM's and the captioned ones), tokens, bits, or captioned (images
+    labelled by token ids)."""
+    if canonical(name) in CAPTIONED_DATASETS:
+        return "captioned"
     return "tokens" if is_tokens(name) else "bits" if is_bits(name) else "images"
 
 
@@ -108,6 +120,12 @@ def load(
     if babi.dataset_name(name) is not None:
         x, answers = babi.load(name, split, input_shape, data_dir)
         return x[:limit], answers[:limit]
+    if name in CAPTIONED_DATASETS:
+        x, ids = captions.load(name, split, data_dir, limit)
+        if x.shape[1:] != tuple(input_shape):
+            raise InputError(f"{name} images are {x.shape[1:]}, a model expecting "
+                             f"{input_shape} cannot read them")  # fmt: skip
+        return x, ids
     if name in BIT_DATASETS:
         x, targets = ntm_tasks.split(name, split, input_shape)
         return x[:limit], targets[:limit]

@@ -5,7 +5,7 @@ learning rule adds its file here and one line below.
 """
 
 from zoo_jax.errors import UnknownNameError
-from zoo_jax.learners.adversarial import GAN_LOSSES, AdversarialLearner
+from zoo_jax.learners.adversarial import GAN_LOSSES, AdversarialLearner, TextToImageLearner
 from zoo_jax.learners.autoencoders import DCIGNLearner, LayerwiseLearner, ReconstructionLearner
 from zoo_jax.learners.base import (
     Learner,
@@ -17,6 +17,7 @@ from zoo_jax.learners.base import (
     sum_over,
 )
 from zoo_jax.learners.capsules import CapsuleLearner
+from zoo_jax.learners.captioning import CaptionLearner
 from zoo_jax.learners.closed_form import KMeansRidgeLearner, RidgeLearner
 from zoo_jax.learners.competitive import SOMLearner
 from zoo_jax.learners.decoder import ClassDecoderLearner, shift_images
@@ -53,6 +54,8 @@ LEARNERS: dict[str, type] = {
     "bits": BitSequenceLearner,
     "linear_start": LinearStartLearner,
     "capsule": CapsuleLearner,
+    "captioning": CaptionLearner,
+    "text_to_image": TextToImageLearner,
 }
 
 
@@ -74,6 +77,7 @@ __all__ = [
     "BitSequenceLearner",
     "BoltzmannLearner",
     "CapsuleLearner",
+    "CaptionLearner",
     "ClassDecoderLearner",
     "ContrastiveDivergenceLearner",
     "DBNLearner",
@@ -89,6 +93,7 @@ __all__ = [
     "ReconstructionLearner",
     "RidgeLearner",
     "SOMLearner",
+    "TextToImageLearner",
     "TranslationLearner",
     "apply_gradients",
     "get",

@@ -227,3 +227,126 @@ class AdversarialLearner(LearnerDefaults):
             "d_fake": total(jax.nn.sigmoid(fake)),
             "count": total(jnp.ones_like(real)),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class TextToImageLearner(AdversarialLearner):
+    """GAN-CLS and GAN-INT of Reed et al. 2016 (Algorithm 1, sec. 4.2–4.3) for
+    `systems.TextToImageGAN`: batches are images and their sentences' ids (`labels`).
+
+    Each update: h = φ(t) (the discriminator's text encoder), ĥ = the embedding of another
+    example's sentence (the batch rolled by one: the paper's "mismatched text"; Reed et
+    al.'s code draws it from another class, here it is another sentence, of the same class
+    one time in ten), x̂ = G(z, h). The discriminator minimises −log D(x, h) − ½ [log(1 −
+    D(x, ĥ)) + log(1 − D(x̂, h))] (GAN-CLS: real images with the wrong text are fakes too),
+    or −log D(x, h) − log(1 − D(x̂, h)) when the model's `matching_aware` is off; φ learns
+    with it. The generator then steps on −log D(G(z, h), h) (or the minimax form, by
+    `--loss`) plus, with `interpolate` = β > 0 (GAN-INT), the same loss at the embeddings
+    β h + (1 − β) ĥ of sentences no one wrote. G reads the embeddings without a gradient.
+
+    Metrics: `d_loss`, `g_loss` (without the interpolation term), and the mean D(x, h)
+    `d_real`, D(x, ĥ) `d_wrong`, D(x̂, h) `d_fake`. `draw(state, ids, z)` gives images in
+    [0, 1] for sentences.
+    """
+
+    metrics: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "d_real", "d_wrong", "d_fake")
+
+    @staticmethod
+    def model_args(inputs) -> tuple:
+        return (inputs, jnp.ones((len(inputs), 2), jnp.int32))  # a two-word sentence
+
+    def samples(self, state: TrainState) -> None:
+        return None  # images need sentences: `draw`
+
+    def embed(self, d_params, ids) -> jax.Array:
+        return self.model.apply({"params": {"discriminator": d_params}}, ids, method="embed")
+
+    def draw(self, state: TrainState, ids, z) -> jax.Array:
+        variables = self.variables(state)
+        h = self.model.apply(variables, ids, method="embed")
+        return self.model.apply(variables, z, h, method="sample")
+
+    def _d_loss(self, real, wrong, fake):
+        real_term = jax.nn.softplus(-real)
+        if not self.model.matching_aware:
+            return real_term + jax.nn.softplus(fake)
+        return real_term + 0.5 * (jax.nn.softplus(wrong) + jax.nn.softplus(fake))
+
+    def update(self, state, batch, rng, *, axis_name=None):
+        x = self.model.to_model_range(jnp.asarray(batch["inputs"], jnp.float32))
+        ids, n = batch["labels"], len(x)
+        z_keys = jax.random.split(rng, 3)
+        g_of = lambda s: (s.params["generator"], s.model_state["generator"])
+        h = lax.stop_gradient(self.embed(state.params["discriminator"], ids))
+        fakes, _ = self.play("generator", *g_of(state), self.noise(z_keys[0], n, axis_name), h,
+                             train=True)  # fmt: skip
+        fakes = lax.stop_gradient(fakes)
+
+        def d_objective(params):
+            ms = state.model_state["discriminator"]
+            h = self.embed(params, ids)
+            real, ms = self.play("discriminator", params, ms, x, h, train=True)
+            wrong, ms = self.play("discriminator", params, ms, x, jnp.roll(h, 1, 0), train=True)
+            fake, ms = self.play("discriminator", params, ms, fakes, h, train=True)
+            return jnp.mean(self._d_loss(real, wrong, fake)), (ms, real, wrong, fake)
+
+        (d_loss, (d_ms, real, wrong, fake)), grads = jax.value_and_grad(d_objective, has_aux=True)(
+            state.params["discriminator"]
+        )
+        state, d = apply_gradients(self.optimizer, state, grads, d_loss, d_ms, axis_name,
+                                   player="discriminator")  # fmt: skip
+        d_params, d_ms = state.params["discriminator"], state.model_state["discriminator"]
+        h = lax.stop_gradient(self.embed(d_params, ids))
+        beta = self.model.interpolate
+
+        def g_objective(params):
+            ms = state.model_state["generator"]
+            images, ms = self.play("generator", params, ms, self.noise(z_keys[1], n, axis_name),
+                                   h, train=True)  # fmt: skip
+            logits, _ = self.play("discriminator", d_params, d_ms, images, h, train=True)
+            loss = jnp.mean(self._generator_loss(logits))
+            total = loss
+            if beta > 0:  # GAN-INT: text embeddings between two sentences
+                h_int = beta * h + (1 - beta) * jnp.roll(h, 1, 0)
+                images, ms = self.play("generator", params, ms,
+                                       self.noise(z_keys[2], n, axis_name), h_int, train=True)  # fmt: skip
+                logits, _ = self.play("discriminator", d_params, d_ms, images, h_int, train=True)
+                total = total + jnp.mean(self._generator_loss(logits))
+            return total, (ms, loss)
+
+        (_, (g_ms, g_loss)), grads = jax.value_and_grad(g_objective, has_aux=True)(
+            state.params["generator"]
+        )
+        state, g = apply_gradients(self.optimizer, state, grads, g_loss, g_ms, axis_name,
+                                   player="generator")  # fmt: skip
+        mean = functools.partial(mean_over, axis_name=axis_name)
+        metrics = {
+            "d_loss": d["loss"],
+            "g_loss": g["loss"],
+            "d_real": mean(jnp.mean(jax.nn.sigmoid(real))),
+            "d_wrong": mean(jnp.mean(jax.nn.sigmoid(wrong))),
+            "d_fake": mean(jnp.mean(jax.nn.sigmoid(fake))),
+            "finite": d["finite"] & g["finite"],
+        }
+        return state.replace(step=state.step + 1), metrics
+
+    def evaluate(self, state, batch, *, axis_name=None):
+        x = self.model.to_model_range(jnp.asarray(batch["inputs"], jnp.float32))
+        ids, weight = batch["labels"], batch["weight"]
+        key = jax.random.split(state.rng)[0]  # not a step's key (those are fold_in(rng, step))
+        params, ms = state.params, state.model_state
+        h = self.embed(params["discriminator"], ids)
+        fakes, _ = self.play("generator", params["generator"], ms["generator"],
+                             self.noise(key, len(x), axis_name), h, train=False)  # fmt: skip
+        d = lambda images, text: self.play("discriminator", params["discriminator"],
+                                           ms["discriminator"], images, text, train=False)[0]  # fmt: skip
+        real, wrong, fake = d(x, h), d(x, jnp.roll(h, 1, 0)), d(fakes, h)
+        total = lambda v: sum_over(jnp.sum(weight * v), axis_name)
+        return {
+            "d_loss": total(self._d_loss(real, wrong, fake)),
+            "g_loss": total(self._generator_loss(fake)),
+            "d_real": total(jax.nn.sigmoid(real)),
+            "d_wrong": total(jax.nn.sigmoid(wrong)),
+            "d_fake": total(jax.nn.sigmoid(fake)),
+            "count": total(jnp.ones_like(real)),
+        }

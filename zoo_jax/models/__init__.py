@@ -14,6 +14,7 @@ from zoo_jax.models import (
     recurrent,
     reservoir,
     shallow,
+    systems,
 )
 
 # One line per family module: adding a family adds its module here.
@@ -30,4 +31,5 @@ FAMILIES = (
     autoencoders,
     memory,
     capsules,
+    systems,
 )

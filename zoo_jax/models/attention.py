@@ -559,33 +559,42 @@ class Seq2Seq(nn.Module):
         """The best of `beam` hypotheses per source (log-probability, divided by the length
         up to EOS when `length_norm`): token ids (batch, max_len), PAD after EOS."""
         memory, mask, carry = self.encode(source)
-        batch = source.shape[0]
         tile = lambda a: jnp.repeat(a, beam, axis=0)  # (batch·beam, …), beams adjacent
-        memory, mask, carry = tile(memory), tile(mask), jax.tree.map(tile, carry)
-        scores = jnp.tile(jnp.array([0.0] + [NEG_INF] * (beam - 1)), (batch, 1))
-        token = jnp.full((batch * beam,), self.bos_id, jnp.int32)
-        done = jnp.zeros((batch, beam), bool)
-        lengths = jnp.zeros((batch, beam))
-        state = (carry, token, scores, done, lengths)
-        state, (tokens, parents) = self._scan(
-            partial(_beam_step, beam=beam, eos=self.eos_id),
-            state, None, memory, mask, length=max_len,
-        )  # fmt: skip
-        _, _, scores, _, lengths = state
-        final = scores / jnp.maximum(lengths, 1) if length_norm else scores
-        best = jnp.argmax(final, axis=-1)
+        memory, mask = tile(memory), tile(mask)
+        run = lambda fn, state: self._scan(fn, state, None, memory, mask, length=max_len)
+        return beam_decode(run, carry, source.shape[0], beam, self.bos_id, self.eos_id,
+                           length_norm)  # fmt: skip
 
-        def back(b, step):  # follow the parents from the last step to the first
-            tok, par = step
-            return jnp.take_along_axis(par, b[:, None], 1)[:, 0], jnp.take_along_axis(
-                tok, b[:, None], 1
-            )[:, 0]
 
-        _, path = jax.lax.scan(back, best, (tokens.swapaxes(0, 1), parents.swapaxes(0, 1)),
-                               reverse=True)  # fmt: skip
-        path = path.swapaxes(0, 1)  # (batch, max_len)
-        after_eos = jnp.cumsum(path == self.eos_id, axis=1) - (path == self.eos_id) > 0
-        return jnp.where(after_eos, 0, path)
+def beam_decode(run, carry, batch: int, beam: int, bos: int, eos: int, length_norm: bool = True):
+    """Beam search over a decoder step `step(carry, token, memory, mask) -> (carry, (logits,
+    _))`: `run(fn, state)` scans `fn(step, state, _, memory, mask)` over the output length
+    with the memory already repeated `beam` times per example (`Seq2Seq._scan`). A finished
+    hypothesis extends only with EOS at no cost. Returns the best hypothesis per example
+    (log-probability, divided by its length up to EOS when `length_norm`): token ids
+    (batch, max_len), PAD (0) after EOS."""
+    carry = jax.tree.map(lambda a: jnp.repeat(a, beam, axis=0), carry)
+    scores = jnp.tile(jnp.array([0.0] + [NEG_INF] * (beam - 1)), (batch, 1))
+    token = jnp.full((batch * beam,), bos, jnp.int32)
+    done = jnp.zeros((batch, beam), bool)
+    lengths = jnp.zeros((batch, beam))
+    state, (tokens, parents) = run(partial(_beam_step, beam=beam, eos=eos),
+                                   (carry, token, scores, done, lengths))  # fmt: skip
+    _, _, scores, _, lengths = state
+    final = scores / jnp.maximum(lengths, 1) if length_norm else scores
+    best = jnp.argmax(final, axis=-1)
+
+    def back(b, step):  # follow the parents from the last step to the first
+        tok, par = step
+        return jnp.take_along_axis(par, b[:, None], 1)[:, 0], jnp.take_along_axis(
+            tok, b[:, None], 1
+        )[:, 0]
+
+    _, path = jax.lax.scan(back, best, (tokens.swapaxes(0, 1), parents.swapaxes(0, 1)),
+                           reverse=True)  # fmt: skip
+    path = path.swapaxes(0, 1)  # (batch, max_len)
+    after_eos = jnp.cumsum(path == eos, axis=1) - (path == eos) > 0
+    return jnp.where(after_eos, 0, path)
 
 
 def _beam_step(step, state, _, memory, mask, *, beam: int, eos: int):

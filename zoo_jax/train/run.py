@@ -161,7 +161,8 @@ class Run:
         registry.check_overrides(cfg.model, cfg.model_overrides)
         kind = datasets.kind(cfg.dataset)
         if kind != self.card.input_kind:
-            wanted = {"tokens": "token", "bits": "bit-sequence"}.get(self.card.input_kind, "image")
+            wanted = {"tokens": "token", "bits": "bit-sequence",
+                      "captioned": "captioned-image"}.get(self.card.input_kind, "image")  # fmt: skip
             raise InputError(f"{cfg.model} reads {wanted} datasets, not {cfg.dataset!r}")
         self.learner_class.check_config(self)  # its loss, augmentation, ...
         if cfg.schedule_options and cfg.schedule is None:
@@ -208,7 +209,8 @@ class Run:
 
     def check_data(self, data: Arrays) -> Arrays:
         """Inputs and labels as the model expects them: images (floats) and class labels, or,
-        for a token dataset, token ids `(n, length)` in `[0, num_classes)` for both."""
+        for a token dataset, token ids `(n, length)` in `[0, num_classes)` for both (a
+        captioned dataset: images, and token ids as labels)."""
         cfg, input_shape, num_classes = self.config, self.input_shape, self.num_classes
         if not isinstance(data, tuple | list) or len(data) != 4:
             got = f"{len(data)} items" if isinstance(data, tuple | list) else type(data).__name__
@@ -218,6 +220,9 @@ class Run:
         for x, y in ((x_train, y_train), (x_test, y_test)):
             if kind == "bits":
                 pipeline.validate_bit_sequences(x, y, input_shape, num_classes)
+            elif kind == "captioned":  # images labelled by token ids
+                pipeline.validate_inputs(x, input_shape, self.card.input_layout)
+                pipeline.validate_tokens(y, num_classes, len(x), what="labels")
             elif kind == "tokens":
                 pipeline.validate_tokens(x, num_classes)
                 if x.shape[1:] != tuple(input_shape):
