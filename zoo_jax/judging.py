@@ -1,5 +1,5 @@
-"""Scores of generated images: what a frozen classifier (the judge) says of them, and the
-Parzen-window log-likelihood of the GAN papers.
+"""Scores of generated images and text: what a frozen classifier (the judge) says of images,
+the Parzen-window log-likelihood of the GAN papers, and BLEU of captions.
 
     score = classifier_score(judge_probabilities)             # exp(E_x KL(p(y|x) ‖ p(y)))
     distance = frechet_distance(sample_features, test_features)
@@ -12,6 +12,12 @@ Parzen-window log-likelihood of the GAN papers.
   penultimate features: ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½), in float64; Tr (Σ₁Σ₂)^½ is
   the sum of the square roots of the eigenvalues of Σ₁^½ Σ₂ Σ₁^½ (symmetric, positive
   semi-definite), so no non-symmetric matrix square root is taken.
+- `bleu`: corpus BLEU of Papineni et al. 2002 (ACL, "BLEU: a method for automatic
+  evaluation of machine translation"): the geometric mean of the modified n-gram precisions
+  (n = 1 … 4, counts clipped by the references', summed over the corpus before dividing)
+  times the brevity penalty exp(min(0, 1 − r / c)), r the reference length closest to each
+  hypothesis's, c the hypotheses' total length; the score NLTK's `corpus_bleu` gives
+  without smoothing (0 when an order has no match).
 - `parzen_log_likelihood`: the mean over test images of log (1/m) Σⱼ N(x; sⱼ, σ²I), the
   estimate of Goodfellow et al. 2014 (Table 1, after Breuleux et al. 2011), σ chosen on
   validation images by `best_parzen_sigma`. It is known to be a poor measure of a model's
@@ -21,6 +27,8 @@ Parzen-window log-likelihood of the GAN papers.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -104,3 +112,36 @@ def parzen_log_likelihood(samples: np.ndarray, x: np.ndarray, sigma: float) -> t
 def class_histogram(predicted: np.ndarray, num_classes: int) -> np.ndarray:
     """The share of samples the judge assigns to each class."""
     return np.bincount(np.asarray(predicted), minlength=num_classes) / len(predicted)
+
+
+def _ngrams(words: Sequence, n: int) -> Counter:
+    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def bleu(references: Sequence[Sequence[Sequence]], hypotheses: Sequence[Sequence],
+         max_n: int = 4) -> float:  # fmt: skip
+    """Corpus BLEU-`max_n` of `hypotheses` (each a sequence of words or ids) against their
+    `references` (each a list of word sequences), in [0, 1]."""
+    if len(references) != len(hypotheses) or not hypotheses:
+        raise InputError(f"bleu takes one list of references per hypothesis, got "
+                         f"{len(references)} for {len(hypotheses)}")  # fmt: skip
+    matched, total = np.zeros(max_n), np.zeros(max_n)
+    hyp_len = ref_len = 0
+    for refs, hyp in zip(references, hypotheses, strict=True):
+        hyp = list(hyp)
+        if not refs:
+            raise InputError("every hypothesis needs at least one reference")
+        hyp_len += len(hyp)
+        ref_len += min((abs(len(r) - len(hyp)), len(r)) for r in refs)[1]
+        for n in range(1, max_n + 1):
+            counts = _ngrams(hyp, n)
+            most = Counter()
+            for r in refs:
+                most |= _ngrams(list(r), n)
+            matched[n - 1] += sum(min(c, most[g]) for g, c in counts.items())
+            total[n - 1] += max(len(hyp) - n + 1, 0)
+    if hyp_len == 0 or np.any(matched == 0):
+        return 0.0
+    log_precision = np.mean(np.log(matched) - np.log(total))
+    brevity = min(0.0, 1.0 - ref_len / hyp_len)
+    return float(math.exp(brevity + log_precision))
