@@ -51,6 +51,8 @@ def test_adversarial_notebook_executes(monkeypatch):
     score = float(outputs.split("classifier score of the samples: ")[1].split()[0])
     assert 1 <= score <= 10
     assert "class histogram:" in outputs
+    match = float(outputs.split("class match on 20 unseen sentences: ")[1].split()[0])
+    assert 0 <= match <= 1  # the text-to-image cell drew and judged them
 
 
 def test_autoencoders_notebook_executes(monkeypatch):
@@ -67,3 +69,9 @@ def test_memory_notebook_executes(monkeypatch):
     assert "epoch 1: test bit errors per sequence" in outputs
     assert "length 80:" in outputs and "task 1 test accuracy" in outputs
     assert outputs.count("| answer:") == 2
+
+
+def test_recurrent_and_attention_notebook_executes(monkeypatch):
+    outputs = _execute("recurrent_and_attention.ipynb", monkeypatch)
+    assert "test exact match" in outputs and "test exact captions (greedy)" in outputs
+    assert outputs.count("heldout: ") == 4 and outputs.count("test: ") == 4

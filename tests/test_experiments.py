@@ -414,3 +414,23 @@ def test_memory_and_capsules_quick_and_their_reports(tmp_path, monkeypatch):
     assert (tmp_path / "quick" / "capsules" / "pictures" / "capsnet_mnist.png").is_file()
     text = report.render(list(rows.values()))
     assert "**Copy**" in text and "| capsnet_mnist | mnist | 3 |" in text
+
+
+def test_seed_systems_quick_and_their_report(tmp_path, monkeypatch):
+    from experiments import report, seed_systems
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert seed_systems.main(["--quick", "--rows", "sat_hard,t2i_mnist"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "seed_systems")}
+    sat, t2i = rows["sat_hard"]["metrics"], rows["t2i_mnist"]["metrics"]
+    for key in ("bleu4", "exact_caption", "heldout_bleu4", "heldout_exact_caption"):
+        assert 0 <= sat[key] <= 1, key
+    assert 0 <= t2i["class_match"] <= 1 and -1 <= t2i["attribute_correlation"] <= 1
+    # the real images' attributes were cut into the levels their sentences ask for
+    assert t2i["real_attribute_correlation"] > 0.7
+    pictures = tmp_path / "quick" / "seed_systems" / "pictures"
+    assert (pictures / "sat_hard.png").is_file() and (pictures / "t2i_mnist.png").is_file()
+    text = report.render(list(rows.values()))
+    assert (
+        "| sat_hard | hard | 1 |" in text and "| t2i_mnist | mnist-sentences | β 0.5 | 1 |" in text
+    )

@@ -83,7 +83,9 @@ class CaptionLearner(TranslationLearner):
         labels = batch["labels"]
         targets = labels[:, 1:]
         mask = self._target_weights(targets)
-        words = jnp.sum(mask)
+        # the mean word count of the devices: their pmean-ed gradients are then the global
+        # batch's (Σ over every caption / every word), as one device computes them
+        words = mean_over(jnp.sum(mask), axis_name)
 
         def objective(params):
             out = self.model.apply({"params": params}, batch["inputs"], labels[:, :-1],
