@@ -135,7 +135,9 @@ def zoo_table(rows: list[dict]) -> str:
 def _sequence_task_results(rows: list[dict]) -> dict[str, str]:
     """Per sequence model, its best result on its task: bits per character on `chars` (the
     cell or the Markov order named), exact-sequence accuracy on `dates` (the attention
-    named), wrong bits copying 20 vectors (the NTM's controller named), bAbI's mean error."""
+    named), wrong bits copying 20 vectors (the NTM's controller named), bAbI's mean error,
+    a captioner's BLEU-4 on the digit canvases, a text-to-image GAN's class match (MNIST's
+    sentences before Fashion-MNIST's)."""
     best = {}
     for r in rows:
         m, options = r["metrics"], r["config"].get("model_overrides", {})
@@ -158,6 +160,14 @@ def _sequence_task_results(rows: list[dict]) -> dict[str, str]:
         elif r["experiment"] == "memory" and "mean_error" in m:
             score = -m["mean_error"]
             text = f"bAbI {r['dataset'][5:]} {m['mean_error']:.1f} % mean error ({r['row']})"
+        elif r["experiment"] == "seed_systems" and "bleu4" in m:
+            score = m["bleu4"]
+            text = (f"digit canvases BLEU-4 {100 * m['bleu4']:.1f}, "
+                    f"{common.pct(m['exact_caption'])} % exact ({r['config']['attention']})")  # fmt: skip
+        elif r["experiment"] == "seed_systems" and "class_match" in m:
+            score = m["class_match"] + (r["dataset"] == "mnist-sentences")  # MNIST's first
+            text = (f"{r['dataset']}: class match {common.pct(m['class_match'])} %, attribute r "
+                    f"{m['attribute_correlation']:.2f}")  # fmt: skip
         else:
             continue
         if r["model"] not in best or score > best[r["model"]][0]:
