@@ -1,6 +1,6 @@
 """The two systems of seed 002 beyond the chart: Show, Attend and Tell on canvases of MNIST digits, and text-to-image GANs on described MNIST and Fashion-MNIST.
 
-    python -m experiments.seed_systems                      # every row (each ~15 min here)
+    python -m experiments.seed_systems                      # every row (~15 min each alone here)
     python -m experiments.seed_systems --rows sat_soft      # some rows
     python -m experiments.seed_systems --quick              # CI: tiny data, results/quick/
 
@@ -298,7 +298,8 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
             "Show, Attend and Tell (`python -m experiments.seed_systems`) on `digit-canvases`: 2–4",
             "MNIST digits on a 64×64 canvas, captioned by digit and cell; beam search (3); BLEU-4",
             "against the one generated caption; `heldout` = layouts never seen in training. Wall",
-            "times: two rows shared the 2 cores (alone, 10 epochs of training take about 14 min).",
+            "times: rows mostly ran two at a time on the 2 cores (alone, 10 epochs of training take",
+            "about 14 min).",
             "",
             "| row | attention | epochs | BLEU-4 | exact % | greedy exact % | held-out BLEU-4 | "
             "held-out exact % | wall |",
@@ -359,13 +360,18 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
                     "above the real images' own, whose levels are tertiles of a continuous value). "
                     f"Worded in the unseen order, the class is right only {common.pct(m['unseen_class_match'])} % "
                     f"of the time while the attributes still follow (r {m['unseen_attribute_correlation']:.2f}): "
-                    "the LSTM text encoder reads the class from its position in the trained word "
-                    "orders, not from the word alone."]  # fmt: skip
+                    "the LSTM text encoder has not learnt to read the class word wherever it "
+                    "stands."]  # fmt: skip
         cls = by.get("t2i_mnist_cls")
         if mnist and cls:
             out += ["", f"Without GAN-INT (t2i_mnist_cls) class match is {common.pct(cls['metrics']['class_match'])} % "
                     f"and attribute r {cls['metrics']['attribute_correlation']:.2f} (unseen wording: "
-                    f"{common.pct(cls['metrics']['unseen_class_match'])} %), one seed each."]  # fmt: skip
+                    f"{common.pct(cls['metrics']['unseen_class_match'])} %), against "
+                    f"{common.pct(mnist['metrics']['class_match'])} %, r "
+                    f"{mnist['metrics']['attribute_correlation']:.2f} and "
+                    f"{common.pct(mnist['metrics']['unseen_class_match'])} % with it: on this task "
+                    "the interpolated sentences do not help (one seed each; the differences rank "
+                    "nothing)."]  # fmt: skip
         out.append("")
     out += common.picture_links(OUT / "pictures", "Pictures (attention per word, samples)")
     return [*out, ""]
