@@ -6,12 +6,10 @@ import pytest
 
 import zoo_jax
 from zoo_jax import losses
-from zoo_jax.data import captions
+from zoo_jax.data import captions, vision
 from zoo_jax.errors import InputError
 from zoo_jax.learners import CaptionLearner, TextToImageLearner
 from zoo_jax.models.systems import doubly_stochastic_penalty
-
-pytestmark = pytest.mark.xdist_group("systems")
 
 
 def _tiny(name, **kw):
@@ -29,7 +27,7 @@ def test_show_attend_tell_shapes_and_attention_sums_to_one(attention):
     x, y = _captions()
     variables = model.init(jax.random.PRNGKey(0), x, y[:, :-1])
     logits = model.apply(variables, x, y[:, :-1])
-    regions = (64 // 2) ** 2  # two tiny conv stages, one pooling
+    regions = (64 // 8) ** 2  # four tiny conv stages, three poolings
     assert logits.shape == (3, captions.CAPTION_LEN - 1, captions.VOCAB_SIZE)
     for rngs in (None, {"dropout": jax.random.PRNGKey(1)}):
         out = model.apply(variables, x, y[:, :-1], train=rngs is not None, rngs=rngs,
@@ -87,8 +85,11 @@ def test_caption_learner_takes_a_finite_step(attention):
 def _t2i(**kw):
     model = _tiny("text_to_image_gan", **kw)
     learner = TextToImageLearner(model=model, optimizer=optax.adam(2e-4, b1=0.5))
-    x, ids, *_ = captions.sentences("mnist-sentences", "test")
-    batch = {"inputs": jnp.asarray(x[:6]), "labels": jnp.asarray(ids[:6])}
+    images, labels = vision.load("mnist", "test")
+    levels = np.stack([np.arange(6) % 3, np.arange(6) // 3], 1)
+    ids = captions.describe("mnist", labels[:6], levels, np.arange(6) % 4)
+    batch = {"inputs": jnp.asarray(images[:6, ..., None] / 255.0, jnp.float32),
+             "labels": jnp.asarray(ids)}  # fmt: skip
     return learner, learner.init(jax.random.PRNGKey(0), batch), batch
 
 

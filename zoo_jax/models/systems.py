@@ -359,7 +359,8 @@ CARDS = [
         learning_rate=1e-3, epochs=10, batch_size=64,
         description="conv encoder 32-64-128-128 (8x8 regions), LSTM 256 with soft or hard "
                     "attention over them, deep output, beam search; labels " + _CAPTIONS,
-        test_overrides={"features": (4, 4), "embed_dim": 4, "units": 8, "attention_dim": 4},
+        test_overrides={"features": (4, 4, 4, 4), "embed_dim": 4, "units": 8,
+                        "attention_dim": 4},
     ),
     ZooCard(
         name="text_to_image_gan", family="systems", chart_node="text_to_image_gan",
