@@ -32,6 +32,7 @@ pair of attribute levels (columns), and GAN-INT's interpolation between two sent
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -78,13 +79,23 @@ def _train(model: str, dataset: str, overrides: dict, epochs: int, quick: bool):
 # --- captioning --------------------------------------------------------------------------------
 
 
+@functools.cache
+def _decoders(model, beam: int):
+    """Jitted beam search and greedy decoding of a model, compiled once for every split."""
+    length = captions.CAPTION_LEN - 1
+    beam_fn = jax.jit(lambda params, x: model.apply({"params": params}, x, length, beam,
+                                                    method="beam_search"))  # fmt: skip
+    greedy_fn = jax.jit(
+        lambda params, x: model.apply({"params": params}, x, length, method="greedy")[0]
+    )
+    return beam_fn, greedy_fn
+
+
 def decode_split(model, params, x, beam: int):
     """Beam-search and greedy captions of canvases `x`, in batches of 250."""
-    length = captions.CAPTION_LEN - 1
-    beam_fn = jax.jit(lambda x: model.apply({"params": params}, x, length, beam,
-                                            method="beam_search"))  # fmt: skip
-    greedy_fn = jax.jit(lambda x: model.apply({"params": params}, x, length, method="greedy")[0])
-    parts = [(np.asarray(beam_fn(x[i : i + 250])), np.asarray(greedy_fn(x[i : i + 250])))
+    beam_fn, greedy_fn = _decoders(model, beam)
+    parts = [(np.asarray(beam_fn(params, x[i : i + 250])),
+              np.asarray(greedy_fn(params, x[i : i + 250])))
              for i in range(0, len(x), 250)]  # fmt: skip
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -178,8 +189,13 @@ def _noise(model, n: int, seed: int = 1) -> np.ndarray:
     return np.asarray(model.noise(jax.random.PRNGKey(seed), n))
 
 
+@functools.cache
+def _drawer(learner):
+    return jax.jit(learner.draw)  # one compile for the test and the unseen sentences
+
+
 def draw_all(learner, state, ids, z) -> np.ndarray:
-    draw = jax.jit(learner.draw)
+    draw = _drawer(learner)
     return np.concatenate([np.asarray(draw(state, ids[i : i + 1000], z[i : i + 1000]))
                            for i in range(0, len(ids), 1000)])  # fmt: skip
 
@@ -239,7 +255,7 @@ def t2i_picture(row, learner, state, dataset) -> None:
     ids = np.stack([captions.encode(captions.sentence(dataset, c, a, b, 3), captions.SENTENCE_LEN,
                                     bos_eos=False) for c, a, b in grid])  # fmt: skip
     z = np.repeat(_noise(learner.model, 10, seed=2), len(levels), 0)  # one noise per class
-    images = np.asarray(jax.jit(learner.draw)(state, ids, z))
+    images = np.asarray(_drawer(learner)(state, ids, z))
     fig, axes = plt.subplots(1, 2, figsize=(14, 8), gridspec_kw={"width_ratios": [1.1, 1]})
     axes[0].imshow(vision.tile(images, 10, len(levels)), cmap="gray", vmin=0, vmax=1)
     (name_a, words_a), (name_b, words_b) = captions.ATTRIBUTES[dataset]

@@ -5,6 +5,8 @@ from scipy import ndimage
 from zoo_jax.data import captions, datasets, vision
 from zoo_jax.errors import InputError, UnknownNameError
 
+pytestmark = pytest.mark.xdist_group("captions")  # one worker measures each training set once
+
 
 def _cells_with_ink(canvas):
     c = captions.CELL
@@ -87,10 +89,10 @@ def test_sentences_describe_class_and_tertile_attributes():
 
 
 def test_unseen_split_is_worded_as_no_training_sentence():
-    _, train, *_ = captions.sentences("fashion-sentences", "train")
-    _, unseen, labels, lv, _ = captions.sentences("fashion-sentences", "unseen")
+    _, train, *_ = captions.sentences("mnist-sentences", "train")
+    _, unseen, labels, lv, _ = captions.sentences("mnist-sentences", "unseen")
     assert not {tuple(s) for s in train} & {tuple(s) for s in unseen}
-    assert captions.decode(unseen[0]) == captions.sentence("fashion-mnist", labels[0], *lv[0], 3)
+    assert captions.decode(unseen[0]) == captions.sentence("mnist", labels[0], *lv[0], 3)
 
 
 def test_captioned_datasets_in_the_registry():

@@ -166,14 +166,3 @@ def test_captioning_under_pmap_and_sharded_jit_equals_one_device():
         for ours, ref in zip(jax.tree.leaves(params[parallel]), jax.tree.leaves(params["none"]),
                              strict=True):  # fmt: skip
             np.testing.assert_allclose(ours, ref, rtol=2e-4, atol=2e-5)
-
-
-def test_text_to_image_trains_under_pmap():
-    from zoo_jax.train.steps import compile_steps
-
-    learner, state, batch = _t2i()
-    batch = {"inputs": np.asarray(batch["inputs"][:4]), "labels": np.asarray(batch["labels"][:4])}
-    steps = compile_steps(learner, "pmap", 4)
-    new, metrics = steps.train(steps.put_state(jax.device_get(state)), steps.put_batch(batch))
-    assert bool(np.all(jax.device_get(metrics["finite"])))
-    assert int(steps.get_state(new).step) == 1
