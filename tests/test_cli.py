@@ -182,6 +182,7 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
     ("argv", "message"),
     [
         (["train", "--model", "cnm"], "did you mean 'cnn'"),
+        (["train", "--model", "mlp", "--patience", "3"], "validation split, and mnist has none"),
         (["train", "--model", "deconv_net", "--loss", "kld"], "compares class distributions"),
         (["train", "--model", "mlp", "--optimizer", "adamm"], "did you mean 'adam'"),
         (["train", "--model", "mlp", "--set", "dropot=0.1"], "dropout"),

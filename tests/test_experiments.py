@@ -136,6 +136,28 @@ def test_recurrent_zoo_quick_and_its_report(tmp_path, monkeypatch):
     assert "### Character-level language modelling" in text and "| jordan | char_rnn |" in text
 
 
+def test_converged_quick_searches_rates_on_validation_then_seeds(tmp_path, monkeypatch):
+    from experiments import converged
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert converged.main(["--quick", "--task", "chars"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "converged")}
+    search = [f"chars/lstm/lr{lr:g}_seed0" for lr in (0.001, 0.003, 0.01)]
+    assert sorted(rows) == sorted([*search, "chars/lstm/seed1"])
+    best = min(search, key=lambda row: rows[row]["metrics"]["validation_loss"])
+    seed1 = rows["chars/lstm/seed1"]
+    assert seed1["config"]["learning_rate"] == rows[best]["config"]["learning_rate"]
+    assert (seed1["config"]["seed"], rows[best]["config"]["seed"]) == (1, 0)
+    for r in rows.values():
+        m = r["metrics"]
+        assert m["test_bpc"] == pytest.approx(m["test_loss"] / np.log(2))
+        assert m["validation_loss"] == min(m["validation_loss_by_epoch"])
+        assert 1 <= m["best_epoch"] <= m["epochs_trained"] <= 2
+    text = "\n".join(converged.section(list(rows.values()), {}))
+    assert f"| {rows[best]['config']['learning_rate']:g} | 2 of 3 |" in text
+    assert "Not finished yet" in text and "chars/lstm" in text
+
+
 def test_seq2seq_quick_decodes_both_splits(tmp_path, monkeypatch):
     from experiments import report, seq2seq
 
@@ -225,6 +247,7 @@ def test_conv_zoo_quick_with_augmentation(tmp_path, monkeypatch):
         ("seed_tables", ["--rows", "mlp_4096"], "no row matches --rows 'mlp_4096'"),
         ("optimizers", ["--rows", "adamw"], "no row matches --rows 'adamw'"),
         ("recurrent_zoo", ["--task", "chars", "--rows", "lstn"], "did you mean 'lstm'"),
+        ("converged", ["--task", "dates", "--rows", "globl"], "did you mean 'global'"),
         ("seed_spread", ["--seeds", "0"], "--seeds must be >= 1"),
         ("seq2seq", ["--rows", "bahdanau"], "unknown rows ['bahdanau']"),
     ],

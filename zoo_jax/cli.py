@@ -249,6 +249,7 @@ def _run_config(args, model: str | None = None):
         test_limit=args.test_limit,
         data_dir=args.data_dir,
         keep_checkpoints=args.keep_checkpoints,
+        patience=args.patience,
     )
 
 
@@ -320,6 +321,7 @@ def cmd_train(args) -> None:
                 "steps": summary["steps"],
                 **{f"test_{name}": value for name, value in summary["test"].items()},
                 **{k: summary[k] for k in ("images_per_s", "tokens_per_s") if k in summary},
+                **{k: summary[k] for k in ("best_epoch", "stopped_early") if k in summary},
                 "wall_s": round(summary["wall_s"], 2),
             }
         )
@@ -404,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, help="use only the first N training examples")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test examples only")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many to keep (latest)")
+    p.add_argument(
+        "--patience", type=int,
+        help="early stopping: stop after this many epochs without a better validation loss "
+        "and keep the best epoch's state (--epochs is then the most)",
+    )  # fmt: skip
     p.add_argument("--run-dir", help="where to write (default: runs/MODEL-TIME)")
     p.add_argument(
         "--resume", action="store_true",

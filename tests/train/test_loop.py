@@ -207,3 +207,39 @@ def test_an_error_after_a_save_leaves_that_checkpoint_whole(tmp_path, mnist_flat
     resumed = fit(_cfg(), tmp_path, data=mnist_flat, resume=True)
     assert resumed["steps"] == 2 * (512 // 64)
     assert [e["epoch"] for e in resumed["history"]] == [1, 2]
+
+
+def _early(**kw):
+    """A character model that overfits 32 windows within a few epochs at this rate."""
+    base = {"model": "char_rnn", "model_overrides": {"units": 32, "embed_dim": 8},
+            "epochs": 30, "patience": 2, "train_limit": 32, "test_limit": 64,
+            "batch_size": 32, "learning_rate": 0.05}  # fmt: skip
+    return RunConfig(**(base | kw))
+
+
+def test_early_stopping_keeps_the_best_epoch_and_resumes_to_it(tmp_path):
+    straight = fit(_early(), tmp_path / "a", progress=False)
+    history = straight["history"]
+    losses = [e["validation_loss"] for e in history]
+    best = int(np.argmin(losses))
+    assert straight["stopped_early"] and len(history) == best + 1 + 2 < 30
+    assert straight["best_epoch"] == best + 1
+    assert straight["test"]["loss"] == history[best]["test_loss"] != history[-1]["test_loss"]
+    assert straight["validation"]["loss"] == min(losses)
+    assert evaluate_run(tmp_path / "a")["test"] == straight["test"]  # best/, not the last
+    # interrupted after the best epoch, resumed: the same epochs, the best state from best/
+    fit(_early(epochs=best + 2), tmp_path / "b", progress=False)
+    resumed = fit(_early(), tmp_path / "b", resume=True, progress=False)
+    chex.assert_trees_all_equal(resumed["state"], straight["state"])
+    assert [e["validation_loss"] for e in resumed["history"]] == losses
+    again = fit(_early(), tmp_path / "b", resume=True, progress=False)  # nothing left to train
+    assert again["steps"] == resumed["steps"] and again["test"] == straight["test"]
+
+
+def test_early_stopping_needs_a_validation_split(mnist_flat):
+    with pytest.raises(ZooError, match="validation split, and mnist has none"):
+        fit(_cfg(patience=2))
+    with pytest.raises(ZooError, match="patience must be >= 1"):
+        fit(_early(patience=0))
+    with pytest.raises(ZooError, match="pass data or patience"):
+        fit(_early(), data=load_data(_early()))

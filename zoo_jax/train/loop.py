@@ -296,6 +296,46 @@ class Progress:
             self.log(what)
 
 
+class _EarlyStopping:
+    """Keras `EarlyStopping(monitor="val_loss", patience, restore_best_weights=True)`: the
+    best epoch's state (lowest validation loss; the first of equals) kept on the host and,
+    in a run directory, in `best/` (orbax, one step), so a resumed run knows its best epoch
+    and state and `evaluate_run` reads the state the run chose."""
+
+    def __init__(self, patience: int, directory: Path | None):
+        self.patience = patience
+        self.checkpointer = Checkpointer(directory, 1) if directory is not None else None
+        self.best: dict | None = None  # the best epoch's record
+        self.state = None
+
+    def resume(self, epoch_log: list[dict], abstract_state) -> None:
+        """The best epoch of a resumed run's log, and its state from `best/`."""
+        for record in epoch_log:
+            if self._better(record):
+                self.best = record
+        if self.best is not None:
+            self.state, _ = self.checkpointer.restore(abstract_state, self.best["step"])
+
+    def _better(self, record: dict) -> bool:
+        loss = record.get("validation_loss")
+        return loss is not None and (self.best is None or loss < self.best["validation_loss"])
+
+    def update(self, record: dict, state, meta: dict) -> None:
+        """After an epoch: keep `state` (a host tree) when its validation loss is the best."""
+        if self._better(record):
+            self.best, self.state = record, state
+            if self.checkpointer is not None:
+                self.checkpointer.save(record["step"], state, meta)
+
+    def exhausted(self, epoch: int) -> bool:
+        """Whether `epoch` (1-based, finished) is `patience` epochs past the best one."""
+        return self.best is not None and epoch - self.best["epoch"] >= self.patience
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+
+
 def _read_epoch_log(path: Path) -> list[dict]:
     """The epochs of `metrics.jsonl`, one JSON object with a `step` per line."""
     log = []
@@ -433,13 +473,19 @@ def fit(
 
     `data` (x_train, y_train, x_test, y_test) replaces the dataset files (validated the same
     way). `run_dir=None` trains without writing anything. `log` receives one line per epoch
-    (default: stderr).
+    (default: stderr). With `config.patience` each epoch is evaluated on the validation split
+    too, and the summary (its `state`, `train`, `test` and `validation`) is the best epoch's.
     """
     run = resolve(config)  # the card, defaults and options, once
     cfg = run.config
     run.check_build()  # overrides it cannot be built with fail before the data loads
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     x_train, y_train, x_test, y_test = run.check_data(data) if data is not None else run.load_data()
+    if cfg.patience is not None:
+        if data is not None:
+            raise ZooError("early stopping reads the validation split from the dataset files: "
+                           "pass data or patience, not both")  # fmt: skip
+        x_val, y_val = run.check_data((x_train, y_train, *run.load_split("validation")))[2:]
 
     learner = run.learner(cfg.epochs * (len(x_train) // cfg.batch_size))
     names = learner.metrics  # what the learner reports (loss, accuracy, ...)
@@ -460,6 +506,11 @@ def fit(
     ckpt, meta, state, epoch_log, lock = (
         _open_run_dir(run_path, cfg, state, resume) if run_path else (None, {}, state, [], None)
     )
+    early = None
+    if cfg.patience is not None:
+        early = _EarlyStopping(cfg.patience, run_path and run_path / "best")
+        if resume:
+            early.resume(epoch_log, jax.tree.map(np.asarray, state))
 
     n = len(x_train)
     per_epoch = n // cfg.batch_size
@@ -487,6 +538,8 @@ def fit(
         with _StopSignal() as stop, show:
             last_read = time.perf_counter()
             for epoch in range(step // per_epoch, cfg.epochs):
+                if early is not None and early.exhausted(epoch):  # a resumed run that stopped
+                    break
                 order = pipeline.epoch_order(data_key, epoch, n)
                 pending: list[dict] = []
                 tally.new_epoch()
@@ -526,31 +579,46 @@ def fit(
                             f"the test {name} after epoch {epoch + 1} is {value}: the "
                             "parameters are no longer finite (is the learning rate?)"
                         )
+                validation = {}
+                if early is not None:
+                    validation = _evaluate(steps, dev_state, x_val, y_val, eval_bs, names, show)
                 record = {
                     "epoch": epoch + 1,
                     "step": step,
                     **{f"train_{name}": tally.mean(name) for name in names},
                     **{f"test_{name}": value for name, value in test.items()},
+                    **{f"validation_{name}": value for name, value in validation.items()},
                     **_throughput(train_images, train_time, tokens_per_example),
                     "wall_s": time.perf_counter() - t_run,
                 }
                 epoch_log.append(record)
-                log(
-                    f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: {tally.describe()} | test "
-                    f"{_describe(test)}"
-                )
+                line = f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: {tally.describe()}"
+                line += f" | test {_describe(test)}"
+                if validation:
+                    line += f" | validation {_describe(validation)}"
+                log(line)
                 if run_path is not None:
                     with open(run_path / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(finite_json(record)) + "\n")
                 save(step)
+                if early is not None:
+                    early.update(record, steps.get_state(dev_state), meta)
+                    if early.exhausted(epoch + 1) and epoch + 1 < cfg.epochs:
+                        log(f"{cfg.model}: validation loss not better for {cfg.patience} epochs "
+                            f"after epoch {early.best['epoch']}: stopped, its state kept")  # fmt: skip
+                        break
     except BaseException:  # a signal, a NaN, a full disk, a device out of memory
         if ckpt is not None:  # the save in flight is finished first: the last checkpoint is whole
             with contextlib.suppress(Exception):  # (the error to report is the first one)
                 ckpt.close()
+            with contextlib.suppress(Exception):
+                early is None or early.close()
             lock.release()
         raise
 
     final_state = steps.get_state(dev_state)
+    if early is not None:
+        early.close()
     if not epoch_log:  # resumed a finished run: evaluate what was restored
         test = _evaluate(steps, dev_state, x_test, y_test, eval_bs, names)
         epoch_log.append(
@@ -564,6 +632,8 @@ def fit(
     if ckpt is not None:
         ckpt.close()
     last = epoch_log[-1]
+    if early is not None and early.best is not None:  # the summary describes the kept state
+        final_state, last = early.state, early.best
     summary = {
         "model": cfg.model,
         "dataset": cfg.dataset,
@@ -592,6 +662,12 @@ def fit(
         "config": dataclasses.asdict(cfg),
         "history": epoch_log,
     }
+    if early is not None and early.best is not None:
+        summary |= {
+            "validation": {name: last[f"validation_{name}"] for name in names},
+            "best_epoch": last["epoch"],
+            "stopped_early": len(summary["history"]) < cfg.epochs,
+        }
     if run_path is not None:
         write_atomic(run_path / "summary.json", json.dumps(finite_json(summary), indent=2))
         _plot(
@@ -620,7 +696,8 @@ def fit(
 
 def restore_run(run_dir: str | os.PathLike, data_dir: str | None = None):
     """`(config, learner, state, meta)` of the latest checkpoint of a run directory (digest
-    verified). `data_dir` replaces the stored config's."""
+    verified; of an early-stopped run, its best epoch's). `data_dir` replaces the stored
+    config's."""
     run, learner, state, meta = _restore(Path(run_dir), data_dir)
     return run.config, learner, state, meta
 
@@ -640,7 +717,9 @@ def _restore(run_path: Path, data_dir: str | None):
         raise
     except (ValueError, TypeError, AttributeError) as err:  # not JSON, not a dict, a field's type
         raise CheckpointError(f"{config_file} is not a run's config: {err}") from None
-    ckpt = Checkpointer(run_path / "checkpoints")
+    # an early-stopped run's result is its best epoch's state (`best/`), not its last
+    best = run_path / "best"
+    ckpt = Checkpointer(best if cfg.patience and best.is_dir() else run_path / "checkpoints")
     try:
         if diff := _difference_from_checkpoint(ckpt, run.config):  # an edited config.json
             raise CheckpointError(

@@ -48,6 +48,10 @@ class RunConfig:
     - `parallel` (none, pmap, sharded) and `devices` (how many; default all).
     - `nan_policy`: stop (a non-finite loss or gradient ends the run) or skip (the update is
       left out and counted; a run that still ends non-finite is an error).
+    - `patience`: early stopping. Each epoch is also evaluated on the dataset's validation
+      split; training stops once the validation loss has not improved for `patience` epochs
+      (`epochs` is then the most it trains) and the best epoch's state is the run's result
+      (Keras `EarlyStopping(patience=…, restore_best_weights=True)`).
     - `keep_checkpoints` (the last N), `log_every` (steps between metric read-backs at most;
       they also happen every 2 s).
     """
@@ -78,6 +82,7 @@ class RunConfig:
     data_dir: str | None = None
     keep_checkpoints: int = 3
     log_every: int = 50
+    patience: int | None = None  # early stopping on the validation loss (epochs)
 
     def resolved(self) -> RunConfig:
         """This config with the card's defaults filled in, every option checked."""
@@ -149,7 +154,7 @@ class Run:
         cfg = self.config
         if cfg.nan_policy not in NAN_POLICIES:
             raise ZooError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
-        for name in ("epochs", "batch_size", "train_limit", "test_limit"):
+        for name in ("epochs", "batch_size", "train_limit", "test_limit", "patience"):
             if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
                 raise ZooError(f"{name} must be >= 1, got {getattr(cfg, name)}")
         if not 0 <= cfg.seed < 2**32:  # PRNGKey keeps 32 bits: 2**32 would repeat seed 0
@@ -165,6 +170,11 @@ class Run:
                       "captioned": "captioned-image"}.get(self.card.input_kind, "image")  # fmt: skip
             raise InputError(f"{cfg.model} reads {wanted} datasets, not {cfg.dataset!r}")
         self.learner_class.check_config(self)  # its loss, augmentation, ...
+        if cfg.patience is not None and "validation" not in datasets.splits(cfg.dataset):
+            raise ZooError(
+                f"early stopping (patience) watches a validation split, and {cfg.dataset} has "
+                f"none (its splits: {', '.join(datasets.splits(cfg.dataset))})"
+            )
         if cfg.schedule_options and cfg.schedule is None:
             raise ZooError(
                 "--schedule-opt sets a schedule's options: name the schedule with --schedule"

@@ -1,0 +1,342 @@
+"""The character and dates comparisons under one protocol a reviewer can trust: a similar
+parameter count, a small learning-rate search on the validation split, training until the
+validation loss stops improving (the best epoch's state kept), three seeds, mean ± spread.
+
+    python -m experiments.converged                      # both tasks, every row
+    python -m experiments.converged --task chars --rows lstm,mlstm
+    python -m experiments.converged --quick              # CI: tiny models, 2 epochs at most
+
+Protocol, per row (`recurrent_zoo` and `seq2seq` train their rows once, on a fixed budget;
+this experiment asks which differences survive a fair one):
+
+1. Learning-rate search: seed 0 at each rate of the row's grid (the card's rate × 1/3, 1,
+   10/3 for characters: 1e-3, 3e-3, 1e-2 for the recurrent cells; × 1/2, 1, 2 for dates), each trained until its validation loss has not
+   improved for `PATIENCE` epochs (at most `MAX_EPOCHS`), the best epoch's state kept
+   (`RunConfig.patience`). Adam with clipnorm 1 at a constant rate: early stopping decides
+   the length, not a schedule. The rate with the lowest validation loss is the row's.
+2. Seeds 1 and 2 at that rate; with seed 0's run, three seeds. Test figures are read once,
+   at each run's best-validation epoch; the test split never chooses anything.
+
+Characters (`chars`, `pydoc_data.topics` split by document, 128-character windows, batch 32):
+`char_rnn` with each cell, the units chosen so every row has 357–365 thousand parameters (the
+LSTM of 256 units has 359,841), and the causal Transformer decoder (`transformer_lm`,
+355,681). Figures in bits per character. Dates (`dates`, batch 64): the five rows of
+`experiments/seq2seq.py`, exact-sequence accuracy of greedy decoding on the test split and on
+the longer-than-training split.
+
+A run is *converged* when it stopped early, i.e. its validation loss stopped improving before
+the epoch cap. A ranking of two rows is *resolved* only when every seed of one is better than
+every seed of the other; otherwise the report says the difference is within the spread.
+
+Results: `results/converged/TASK/ROW/lrRATE_seed0.json` (the search) and `…/ROW/seedS.json`;
+RESULTS.md via `report.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from experiments import common, seq2seq
+from zoo_jax import registry
+from zoo_jax.errors import ArgumentParser, UnknownNameError, ZooError
+from zoo_jax.train.loop import RunConfig, fit
+from zoo_jax.train.run import build_learner
+
+OUT = common.RESULTS_DIR / "converged"
+CLIP = {"clipnorm": 1.0}
+SEEDS = (0, 1, 2)
+# task -> (dataset, batch size, most epochs, patience, the grid's factors of the card's rate)
+TASKS = {
+    "chars": ("chars", 32, 40, 3, (1 / 3, 1, 10 / 3)),
+    "dates": ("dates", 64, 20, 2, (1 / 2, 1, 2)),
+}
+# row -> (model, overrides); the char_rnn units match the LSTM's parameter count (±1.5 %)
+ROWS = {
+    "chars": {
+        "lstm": ("char_rnn", {"cell": "lstm"}),
+        "mlstm": ("char_rnn", {"cell": "mlstm", "units": 228}),
+        "elman": ("char_rnn", {"cell": "elman", "units": 520}),
+        "gru": ("char_rnn", {"cell": "gru", "units": 298}),
+        "peephole_lstm": ("char_rnn", {"cell": "peephole_lstm"}),
+        "jordan": ("char_rnn", {"cell": "jordan", "units": 380}),
+        "transformer_decoder": ("transformer_lm", {}),
+    },
+    "dates": seq2seq.ROWS,
+}
+# the comparisons the issue asks about: (task, better-claimed row, other row, source)
+CLAIMS = (
+    ("chars", "mlstm", "lstm", "Krause et al. 2016 report the mLSTM ahead of the LSTM"),
+    ("chars", "lstm", "elman", "the LSTM is expected ahead of the Elman network"),
+    ("dates", "global", "no_attention", "attention is expected to help alignment"),
+)
+
+
+def grid(task: str, row: str) -> list[float]:
+    """The row's learning rates: its card's rate times the task's factors, to one significant
+    digit (3e-3 → 1e-3, 3e-3, 1e-2)."""
+    model, _ = ROWS[task][row]
+    base = registry.get_card(model).learning_rate
+    return [float(f"{base * f:.1g}") for f in TASKS[task][4]]
+
+
+def run_name(row: str, lr: float | None, seed: int) -> str:
+    return f"{row}/lr{lr:g}_seed0" if seed == 0 else f"{row}/seed{seed}"
+
+
+def chosen_rate(rows: list[dict], rates: int) -> float | None:
+    """The rate of the search run with the lowest validation loss (None until all `rates`
+    ran)."""
+    search = [r for r in rows if r["row"].endswith("_seed0")]
+    if len(search) < rates:
+        return None
+    return min(search, key=lambda r: r["metrics"]["validation_loss"])["config"]["learning_rate"]
+
+
+def train(task: str, row: str, lr: float, seed: int, quick: bool, data_dir) -> dict:
+    dataset, batch_size, epochs, patience, _ = TASKS[task]
+    model, overrides = ROWS[task][row]
+    limits = {}
+    if quick:
+        overrides = {**overrides, **registry.get_card(model).test_overrides}  # tiny units
+        epochs, patience, limits = 2, 1, {"train_limit": 256, "test_limit": 64}
+    cfg = RunConfig(model=model, dataset=dataset, model_overrides=overrides, learning_rate=lr,
+                    seed=seed, epochs=epochs, patience=patience, batch_size=batch_size,
+                    optimizer="adam", optimizer_options=CLIP, data_dir=data_dir, **limits)  # fmt: skip
+    summary = fit(cfg, progress=False)
+    notes = (
+        f"best-validation epoch of at most {epochs} (patience {patience}), Adam lr {lr:g} "
+        f"constant, clipnorm 1, seed {seed}"
+    )
+    reference = {"source": "issue 36: converged, seeded comparisons"}
+    result = common.result_row("converged", f"{task}/{run_name(row, lr, seed)}", summary,
+                               reference, notes)  # fmt: skip
+    history = summary["history"]
+    result["metrics"] |= {
+        "validation_loss": summary["validation"]["loss"],
+        "best_epoch": summary["best_epoch"],
+        "epochs_trained": len(history),
+        "stopped_early": summary["stopped_early"],
+        "validation_loss_by_epoch": [e["validation_loss"] for e in history],
+    }
+    if task == "chars":
+        bits = 1 / math.log(2)
+        result["metrics"] |= {
+            "test_bpc": summary["test"]["loss"] * bits,
+            "validation_bpc": summary["validation"]["loss"] * bits,
+            "train_bpc": summary["train"]["loss"] * bits,
+        }
+    else:
+        learner = build_learner(RunConfig(**summary["config"]))
+        for split in ("test", "long"):
+            pairs, tokens, _, targets = seq2seq.decode_split(
+                learner, summary["state"], split, 64 if quick else None
+            )
+            accuracy, _ = seq2seq.exact(tokens, targets, pairs.formats[: len(tokens)])
+            result["metrics"][f"{split}_exact"] = accuracy
+    return result
+
+
+def plan(task: str, rows: list[str], quick: bool, data_dir, out_dir) -> list:
+    """Per row: its search runs, then its other seeds at the rate the search chose (found
+    when their turn comes, from the search's result files)."""
+
+    def seed_run(row: str, seed: int) -> dict:
+        rate = chosen_rate(common.read_rows(out_dir / row), len(grid(task, row)))
+        if rate is None:
+            raise ZooError(f"{task}/{row}: its learning-rate search has not finished")
+        return train(task, row, rate, seed, quick, data_dir)
+
+    items = []
+    for row in rows:
+        rates = grid(task, row)
+        items += [(run_name(row, lr, 0), lambda r=row, lr=lr: train(task, r, lr, 0, quick,
+                                                                       data_dir)) for lr in rates]  # fmt: skip
+        seeds = SEEDS[1:2] if quick else SEEDS[1:]
+        items += [(run_name(row, None, s), lambda r=row, s=s: seed_run(r, s)) for s in seeds]
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
+    parser.add_argument("--rows", default="", help="comma-separated rows (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny models, 2 epochs at most")
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    wanted = list(filter(None, args.rows.split(",")))
+    known = [row for task in tasks for row in ROWS[task]]
+    for row in wanted:
+        if row not in known:
+            raise UnknownNameError(f"row of --task {args.task}", row, known)
+    for task in tasks:
+        out_dir = (common.RESULTS_DIR / "quick" if args.quick else common.RESULTS_DIR) / (
+            f"converged/{task}"
+        )
+        rows = [r for r in ROWS[task] if not wanted or r in wanted]
+        rows = rows[:1] if args.quick and not wanted else rows
+        items = plan(task, rows, args.quick, args.data_dir, out_dir)
+        common.run_claimed(items, out_dir, lambda run: run(), quick=args.quick)
+    if not (args.no_report or args.quick):
+        common.update_report()
+    return 0
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def headline(task: str, metrics: dict) -> float:
+    """The figure a row is ranked by: test bits per character (lower is better) or test
+    exact-sequence accuracy (higher is better)."""
+    return metrics["test_bpc"] if task == "chars" else metrics["test_exact"]
+
+
+def spread(values: list[float]) -> str:
+    """`mean ± sample standard deviation` (the mean alone for one value)."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+
+
+def row_seeds(rows: list[dict], rate: float) -> list[dict]:
+    """The runs at the chosen rate, one per seed (the search's best and the seed runs)."""
+    return sorted(
+        (r for r in rows if r["config"]["learning_rate"] == rate),
+        key=lambda r: r["config"]["seed"],
+    )
+
+
+def compare(task: str, better: str, other: str, by_row: dict, source: str) -> str:
+    """One sentence: is `better` ahead of `other`, and is the difference beyond the spread?"""
+    a, b = (
+        sorted(headline(task, r["metrics"]) for r in by_row.get(x, [])) for x in (better, other)
+    )
+    if not a or not b:
+        return f"{source}: not measured yet ({better}: {len(a)} seeds, {other}: {len(b)})."
+    sign = 1 if task == "chars" else -1  # bits per character: lower is better
+    mean_gap = sign * (np.mean(b) - np.mean(a))
+    if sign * (b[0] - a[-1]) > 0:
+        verdict = "holds: every seed of the first is ahead of every seed of the second"
+    elif sign * (a[0] - b[-1]) > 0:
+        verdict = "is reversed: every seed of the second is ahead of every seed of the first"
+    else:
+        verdict = "is not resolved: the seeds' ranges overlap"
+    unit = "bpc" if task == "chars" else "exact"
+    return (
+        f"{source}: {better} {spread(a)} against {other} {spread(b)} test {unit} "
+        f"({len(a)} and {len(b)} seeds), a mean difference of {mean_gap:+.3f} in {better}'s "
+        f"favour; the claim {verdict}."
+    )
+
+
+def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]:
+    """This experiment's section of RESULTS.md (`experiments.report` collects it)."""
+    out = [
+        "The character and dates comparisons trained to convergence (`python -m",
+        "experiments.converged`): per row a learning-rate search on the validation split (seed",
+        "0, three rates), each run stopped once its validation loss had not improved for a few",
+        "epochs and its best epoch kept, then seeds 1 and 2 at the chosen rate. Adam with",
+        "clipnorm 1 at a constant rate. Figures are mean ± sample standard deviation over the",
+        "seeds run so far; *converged* means every run stopped early (before the epoch cap).",
+        "A ranking is *resolved* only where every seed of one row beats every seed of the other.",
+    ]
+    by_task: dict[str, dict[str, list[dict]]] = {}
+    for r in rows:
+        task, row = r["row"].split("/")[:2]
+        by_task.setdefault(task, {}).setdefault(row, []).append(r)
+    chosen = {}
+    for task, (_, batch, epochs, patience, _) in TASKS.items():
+        if task not in by_task:
+            continue
+        bits = task == "chars"
+        measure = (
+            "Bits per character (lower is better)."
+            if bits
+            else "Exact-sequence accuracy of greedy decoding (higher is better)."
+        )
+        out += [
+            "",
+            f"### {'Characters' if bits else 'Dates'}",
+            "",
+            f"Batch {batch}, at most {epochs} epochs, patience {patience}. {measure}",
+            "",
+            f"| row | model | params | validation {'bpc' if bits else 'loss'} by rate | rate | seeds | best epochs | "
+            + ("validation bpc | test bpc | train bpc |" if bits else "test exact | long exact |")
+            + " converged | wall s | device |",
+            "|---|---|---:|---|---:|---:|---|---|---|" + ("---|" if bits else "") + "---|---:|---|",
+        ]
+        for row in ROWS[task]:
+            runs = by_task[task].get(row)
+            if not runs:
+                continue
+            search = sorted(
+                (r for r in runs if r["row"].endswith("_seed0")),
+                key=lambda r: r["config"]["learning_rate"],
+            )
+            rates = ", ".join(
+                f"{r['config']['learning_rate']:g}: "
+                f"{r['metrics']['validation_bpc' if bits else 'validation_loss']:.3f}"
+                for r in search
+            )
+            rate = chosen_rate(runs, len(grid(task, row)))
+            seeds = row_seeds(runs, rate) if rate is not None else []
+            chosen[(task, row)] = seeds
+            first = runs[0]
+            cells = [row, first["model"], f"{first['config']['params']:,}", rates]
+            keys = (
+                ("validation_bpc", "test_bpc", "train_bpc")
+                if bits
+                else ("test_exact", "long_exact")
+            )
+            if not seeds:
+                cells += [f"search: {len(search)} of {len(grid(task, row))} rates",
+                          *[""] * (len(keys) + 3)]  # fmt: skip
+            else:
+                m = [r["metrics"] for r in seeds]
+                capped = sum(not x["stopped_early"] for x in m)
+                cells += [
+                    f"{rate:g}",
+                    f"{len(seeds)} of {len(SEEDS)}",
+                    ", ".join(str(x["best_epoch"]) for x in m),
+                    *(
+                        f"**{spread([x[k] for x in m])}**" if k.startswith("test")
+                        else spread([x[k] for x in m])
+                        for k in keys
+                    ),
+                    "yes" if not capped else f"**no**: {capped} run(s) hit the cap",
+                ]  # fmt: skip
+            cells += [f"{sum(r['wall_s'] for r in runs):.0f}", first["device"]]
+            out.append("| " + " | ".join(cells) + " |")
+        if bits:
+            markov = [r for r in by_experiment.get("energy", []) if r["row"].startswith("markov_k")]
+            for r in sorted(markov, key=lambda r: r["config"]["order"]):
+                out.append(
+                    f"| markov k={r['config']['order']} | markov_chain | "
+                    f"{r['config']['params']:,} slots | — (counts) | — | deterministic | — | "
+                    f"{r['metrics']['validation_bpc']:.3f} | **{r['metrics']['test_bpc']:.3f}** | "
+                    f"— | yes (one pass) | {r['wall_s']:.0f} | {r['device']} |"
+                )
+    by_row = {(task, row): seeds for (task, row), seeds in chosen.items()}
+    claims = [
+        compare(task, a, b, {k[1]: v for k, v in by_row.items() if k[0] == task}, source)
+        for task, a, b, source in CLAIMS
+        if task in by_task
+    ]
+    if claims:
+        out += ["", "What holds:", "", *(f"* {c}" for c in claims)]
+    pending = [
+        f"{task}/{row}" for task in by_task for row in ROWS[task]
+        if len(chosen.get((task, row), [])) < len(SEEDS)
+    ]  # fmt: skip
+    if pending:
+        out += ["", "Not finished yet (fewer than three seeds or the search still running): "
+                + ", ".join(pending) + "."]  # fmt: skip
+    return [*out, ""]
+
+
+if __name__ == "__main__":
+    sys.exit(common.entry(main))
