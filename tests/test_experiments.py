@@ -208,6 +208,15 @@ def test_bench_vs_torch_times_the_workers_in_turns():
     assert f"| {m['flax_step_ms']} | {m['flax_ratio']:.2f}× (" in table
 
 
+def test_torch_twin_of_the_sequential_mnist_lstm():
+    """Keras's LSTM has one bias per gate, PyTorch's two: 4 × 256 more, nothing else."""
+    from experiments import bench_vs_torch
+
+    net, _, shape = bench_vs_torch.torch_model("lstm")
+    torch_params = sum(p.numel() for p in net.parameters())
+    assert shape == (28, 28) and torch_params == 294_410 + 4 * 256  # zoo-jax info lstm
+
+
 def test_plain_flax_step_learns_each_seed_model():
     """The Flax peer trains the network it claims to: its loss falls on a fixed batch."""
     from experiments import bench_vs_torch
