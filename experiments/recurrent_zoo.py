@@ -272,7 +272,10 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
             "",
             f"mLSTM vs LSTM (Krause et al. 2016 report mLSTM ahead): {mlstm:.3f} vs {lstm:.3f} "
             f"test bpc, a difference of {lstm - mlstm:+.3f} in mLSTM's favour: the claim "
-            f"{verdict}, at this size and budget (one seed).",
+            f"{verdict}, at this size and budget (one seed). This table's budget is fixed, "
+            "not converged (the LSTM's training loss is still the highest of the cells), and "
+            "one seed gives no spread: it ranks nothing. The converged, three-seed comparison "
+            "of the same rows is the `converged` section's.",
         ]
     return [*out, ""]
 
