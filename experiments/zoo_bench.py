@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# Dense peak of the device's float32 convolutions and matmuls, which XLA runs as TF32 on
-# the tensor cores at JAX's default precision: H100 SXM5 (the "80GB HBM3"), NVIDIA's datasheet.
-PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 494.7e12}
+# Dense peak of the device's float32 convolutions and matmuls (`zoo_jax.bench.PEAK_TFLOPS`:
+# XLA runs them as TF32 on the tensor cores at JAX's default precision).
+PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": bench.device_peak("NVIDIA H100 80GB HBM3", "float32")}
 
 
 def _with_flops(rows: list[dict]) -> list[dict]:
@@ -162,7 +162,7 @@ def zoo_bench_table(rows: list[dict]) -> list[str]:
         mflop = lambda x, mark=mark: "" if x is None else f"{x / 1e6:,.1f}{mark}"
         tflops = m["train_tflops_per_s"]
         gflops = "" if tflops is None else f"{1e3 * tflops:,.1f}"
-        peak = PEAK_FLOPS.get(r["device"].split(":", 1)[-1].rsplit(" x", 1)[0])
+        peak = bench.device_peak(r["device"].split(":", 1)[-1].rsplit(" x", 1)[0], "float32")
         share = "" if tflops is None or peak is None else f"{100 * tflops * 1e12 / peak:.1f}"
         looped = (
             registry.get_card(r["model"]).family == "recurrent" or r["model"] == "attention_rnn"

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from zoo_jax import __version__, activations, learners, losses, optim, registry
-from zoo_jax.bench import LOWERINGS, bench
+from zoo_jax.bench import INPUTS, LOWERINGS, PEERS, bench
 from zoo_jax.errors import ArgumentParser, ZooError, report, report_interrupt
 from zoo_jax.train.loop import RunConfig, evaluate_run, fit
 from zoo_jax.train.run import check_build
@@ -250,6 +250,7 @@ def _run_config(args, model: str | None = None):
         data_dir=args.data_dir,
         keep_checkpoints=args.keep_checkpoints,
         patience=args.patience,
+        dtype=args.dtype,
     )
 
 
@@ -334,11 +335,12 @@ def cmd_evaluate(args) -> None:
 
 def cmd_bench(args) -> None:
     overrides = _json_pairs(args.set, "--set", "width=0.25")
-    options = {"optimizer": args.optimizer, "batch_size": args.batch_size}
+    options = {"optimizer": args.optimizer, "batch_size": args.batch_size, "dtype": args.dtype}
     check_build(RunConfig(args.model, model_overrides=overrides, **options))
     result = bench(
-        args.model, args.batch_size, args.steps, args.optimizer, overrides, args.lowering
-    )
+        args.model, args.batch_size, args.steps, args.optimizer, overrides, args.lowering,
+        args.dtype, args.input, args.peer,
+    )  # fmt: skip
     print(json.dumps(result if args.lowering == "auto" else {**result, "lowering": args.lowering}))
 
 
@@ -407,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test examples only")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many to keep (latest)")
     p.add_argument(
+        "--dtype", choices=learners.COMPUTE_DTYPES, default="float32",
+        help="compute dtype; bfloat16 keeps parameters and optimizer state in float32",
+    )  # fmt: skip
+    p.add_argument(
         "--patience", type=int,
         help="early stopping: stop after this many epochs without a better validation loss "
         "and keep the best epoch's state (--epochs is then the most)",
@@ -438,6 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="plain: without zoo_jax's fast paths (docs/performance.md)",
     )
+    p.add_argument("--dtype", choices=learners.COMPUTE_DTYPES, default="float32")
+    p.add_argument(
+        "--input", choices=INPUTS, default="dataset",
+        help="reference: the card's own input size and classes (224×224×3, 1,000 for ResNet-50)",
+    )  # fmt: skip
+    p.add_argument(
+        "--peer", choices=sorted(PEERS),
+        help="also time a plain Flax step of the same model in alternating turns (resnet50)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -8,6 +8,7 @@ from zoo_jax.errors import UnknownNameError
 from zoo_jax.learners.adversarial import GAN_LOSSES, AdversarialLearner, TextToImageLearner
 from zoo_jax.learners.autoencoders import DCIGNLearner, LayerwiseLearner, ReconstructionLearner
 from zoo_jax.learners.base import (
+    COMPUTE_DTYPES,
     Learner,
     LearnerDefaults,
     apply_gradients,
@@ -69,6 +70,7 @@ def get(name: str) -> type:
 
 __all__ = [
     "AUX_WEIGHT",
+    "COMPUTE_DTYPES",
     "GAN_LOSSES",
     "LEARNERS",
     "AdversarialLearner",

@@ -75,6 +75,8 @@ class LearnerDefaults:
     """The optional members of the protocol, with their defaults."""
 
     metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy")
+    # whether the learner computes in a lower precision on request (`RunConfig.dtype`)
+    mixed_precision: ClassVar[bool] = False
 
     def finalize(self, state: TrainState) -> TrainState:
         return state
@@ -108,6 +110,18 @@ class LearnerDefaults:
     def predicted_tokens(labels: Any) -> int:
         """Targets predicted per batch of `labels` (a token model's unit of throughput)."""
         return labels.size
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def cast_floating(tree: Any, dtype: Any) -> Any:
+    """`tree` with every floating-point leaf as `dtype` (integer leaves, such as token ids
+    and labels, unchanged)."""
+    return jax.tree.map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a,
+        tree,
+    )
 
 
 def flat_inputs(batch: Batch) -> jax.Array:

@@ -32,6 +32,8 @@ class CapsuleLearner(GradientLearner):
     Metrics: `loss` (the total), `accuracy` (the longest capsule), `margin` and
     `reconstruction` (the summed squared error per image, unscaled)."""
 
+    mixed_precision: ClassVar[bool] = False  # its forward pass is its own
+
     metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "margin", "reconstruction")
 
     @classmethod

@@ -4,7 +4,7 @@ stochastic regularisation, hard attention by the paper's variational lower bound
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,8 @@ class CaptionLearner(TranslationLearner):
     Metrics as `TranslationLearner`'s: `loss` and `token_accuracy` (teacher-forced, per
     word), and in evaluation `exact_match` (greedy decoding, the whole caption right).
     """
+
+    mixed_precision: ClassVar[bool] = False  # its forward pass is its own
 
     alpha_c: float = 1.0
     reinforce_weight: float = 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import flax.linen as nn
 import jax
@@ -20,6 +20,7 @@ from zoo_jax.learners.base import (
     Batch,
     LearnerDefaults,
     apply_gradients,
+    cast_floating,
     mean_over,
     new_state,
     sum_over,
@@ -47,6 +48,14 @@ class GradientLearner(LearnerDefaults):
     (`zoo_jax.data.augment`), when set, transforms the training inputs inside the step with
     a key of its own; evaluation sees the inputs as they are.
 
+    `compute_dtype` "bfloat16" is mixed precision as `jmp` and the Flax examples do it: the
+    parameters and optimizer state stay float32, each forward pass sees a bfloat16 copy of
+    the parameters and the inputs, so every product and activation runs in bfloat16, and the
+    outputs come back as float32 before the loss (the gradient reaches the float32
+    parameters through the cast). Normalisation statistics stay float32 (Flax's
+    `force_float32_reductions`; BatchNorm's running averages are float32 state). A cell's
+    carry created as float32 keeps that recurrence in float32.
+
     Metrics: `loss` and `accuracy`, per example, or per token for a language model.
     """
 
@@ -56,6 +65,8 @@ class GradientLearner(LearnerDefaults):
     l1: float = 0.0
     l2: float = 0.0
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+    compute_dtype: str = "float32"
+    mixed_precision: ClassVar[bool] = True
 
     @classmethod
     def check_config(cls, run: Run) -> None:
@@ -76,6 +87,7 @@ class GradientLearner(LearnerDefaults):
             l1=cfg.l1,
             l2=cfg.l2,
             augment=augmentations.get(cfg.augment) if cfg.augment else None,
+            compute_dtype=cfg.dtype,
         )
 
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
@@ -85,13 +97,18 @@ class GradientLearner(LearnerDefaults):
         return new_state(self.optimizer, variables, run_rng)
 
     def _apply(self, params, model_state, inputs, *, train: bool, rng=None, extra=()):
+        low = self.compute_dtype != "float32"
+        if low:  # a bfloat16 copy of the parameters and inputs; the state stays float32
+            params, inputs, extra = cast_floating((params, inputs, extra), self.compute_dtype)
         variables = {"params": params, **model_state}
         rngs = {"dropout": rng} if rng is not None else None
         if train and model_state:
-            return self.model.apply(
+            out, model_state = self.model.apply(
                 variables, inputs, *extra, train=True, rngs=rngs, mutable=list(model_state)
             )
-        return self.model.apply(variables, inputs, *extra, train=train, rngs=rngs), model_state
+        else:
+            out = self.model.apply(variables, inputs, *extra, train=train, rngs=rngs)
+        return (cast_floating(out, jnp.float32) if low else out), model_state
 
     def _forward(self, params, model_state, batch, *, train: bool, rng=None):
         """`(logits, targets, model_state)`: what the loss compares, per example."""

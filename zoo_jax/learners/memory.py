@@ -94,6 +94,8 @@ class LinearStartLearner(GradientLearner):
     `ls_nepochs`), so the switch is a comparison of the step in the graph, not a host
     decision. Evaluation uses the model as it trains at that step."""
 
+    mixed_precision: ClassVar[bool] = False  # its forward pass is its own
+
     linear_steps: int = 0
 
     @classmethod

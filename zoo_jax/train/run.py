@@ -21,7 +21,7 @@ import optax
 
 from zoo_jax import learners, optim, registry
 from zoo_jax.data import datasets, pipeline
-from zoo_jax.errors import InputError, ZooError
+from zoo_jax.errors import InputError, UnknownNameError, ZooError
 from zoo_jax.models import checks
 
 NAN_POLICIES = ("stop", "skip")
@@ -48,6 +48,9 @@ class RunConfig:
     - `parallel` (none, pmap, sharded) and `devices` (how many; default all).
     - `nan_policy`: stop (a non-finite loss or gradient ends the run) or skip (the update is
       left out and counted; a run that still ends non-finite is an error).
+    - `dtype`: "bfloat16" computes the forward and backward passes in bfloat16 and keeps
+      the parameters, optimizer state, losses and normalisation statistics in float32 (the
+      gradient-trained learners; `GradientLearner`).
     - `patience`: early stopping. Each epoch is also evaluated on the dataset's validation
       split; training stops once the validation loss has not improved for `patience` epochs
       (`epochs` is then the most it trains) and the best epoch's state is the run's result
@@ -83,6 +86,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     log_every: int = 50
     patience: int | None = None  # early stopping on the validation loss (epochs)
+    dtype: str = "float32"  # compute dtype: float32, or bfloat16 (mixed precision)
 
     def resolved(self) -> RunConfig:
         """This config with the card's defaults filled in, every option checked."""
@@ -170,6 +174,14 @@ class Run:
                       "captioned": "captioned-image"}.get(self.card.input_kind, "image")  # fmt: skip
             raise InputError(f"{cfg.model} reads {wanted} datasets, not {cfg.dataset!r}")
         self.learner_class.check_config(self)  # its loss, augmentation, ...
+        if cfg.dtype not in learners.COMPUTE_DTYPES:
+            raise UnknownNameError("dtype", cfg.dtype, learners.COMPUTE_DTYPES)
+        if cfg.dtype != "float32" and not self.learner_class.mixed_precision:
+            raise ZooError(
+                f"--dtype {cfg.dtype}: {cfg.model}'s learner ({self.card.learner}) computes in "
+                "float32 only; mixed precision is for the gradient-trained classifiers, "
+                "language models and translators"
+            )
         if cfg.patience is not None and "validation" not in datasets.splits(cfg.dataset):
             raise ZooError(
                 f"early stopping (patience) watches a validation split, and {cfg.dataset} has "
