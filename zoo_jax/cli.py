@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from zoo_jax import __version__, activations, learners, losses, optim, registry
 from zoo_jax.bench import INPUTS, LOWERINGS, PEERS, bench
 from zoo_jax.errors import ArgumentParser, ZooError, report, report_interrupt
+from zoo_jax.train import distributed
 from zoo_jax.train.loop import RunConfig, evaluate_run, fit
 from zoo_jax.train.run import check_build
 
@@ -300,6 +301,10 @@ def _resumed_config(args) -> RunConfig:
 
 
 def cmd_train(args) -> None:
+    # before anything touches a device: a multi-process run's processes find each other
+    processes = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    if processes > 1 and not args.run_dir:  # runs/MODEL-TIME would differ between hosts
+        raise ZooError(f"a run of {processes} processes needs --run-dir, the same for all")
     if args.run_dir == "":
         raise ZooError("--run-dir is empty: name a directory, or leave it out for runs/MODEL-TIME")
     if args.resume:
@@ -313,6 +318,8 @@ def cmd_train(args) -> None:
         cfg = _run_config(args)
         run_dir = args.run_dir or _new_run_dir(cfg.model)
     summary = fit(cfg, run_dir, resume=args.resume)
+    if not distributed.is_writer():
+        return
     print(
         json.dumps(
             {
@@ -404,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--devices", type=int, help="number of devices (default: 1, or all with --parallel)"
     )
     p.add_argument("--parallel", choices=("none", "pmap", "sharded"), default="none")
+    p.add_argument(
+        "--coordinator", metavar="HOST:PORT",
+        help="a multi-process run (jax.distributed): process 0's address; or "
+        "JAX_COORDINATOR_ADDRESS, or a cluster manager JAX detects",
+    )  # fmt: skip
+    p.add_argument("--num-processes", type=int, help="processes in the run (JAX_NUM_PROCESSES)")
+    p.add_argument("--process-id", type=int, help="this process, 0 … N-1 (JAX_PROCESS_ID)")
     p.add_argument("--nan-policy", choices=("stop", "skip"), default="stop")
     p.add_argument("--train-limit", type=int, help="use only the first N training examples")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test examples only")

@@ -70,7 +70,7 @@ def flatten(x: jax.Array, model: str) -> jax.Array:
 def memory_bytes() -> int | None:
     """Memory of the default device: its allocator's limit on a GPU or TPU, the host's
     physical memory on the CPU; None where neither is known."""
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]  # (a multi-process run's first device may be another's)
     stats = device.memory_stats() or {}
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"])

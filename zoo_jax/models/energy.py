@@ -24,6 +24,7 @@ from functools import partial
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from zoo_jax.errors import InputError, ZooError
@@ -292,7 +293,9 @@ def boltzmann_sweeps(w, b, s, free, temperatures, rng):
     return s
 
 
-ANNEALING = jnp.array([20.0, 20.0, 15.0, 15.0, 12.0, 12.0, 10.0, 10.0, 10.0, 10.0])
+# NumPy, not a device array: importing the package must not start a backend (a multi-process
+# run joins `jax.distributed` first)
+ANNEALING = np.array([20.0, 20.0, 15.0, 15.0, 12.0, 12.0, 10.0, 10.0, 10.0, 10.0], np.float32)
 FINAL_T = 10.0
 
 

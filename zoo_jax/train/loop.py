@@ -33,6 +33,7 @@ from zoo_jax import optim
 from zoo_jax.data import pipeline, vision
 from zoo_jax.errors import CheckpointError, NonFiniteError, ZooError
 from zoo_jax.files import write_atomic
+from zoo_jax.train import distributed
 from zoo_jax.train.checkpoint import Checkpointer, config_difference, versions
 from zoo_jax.train.run import Arrays, Run, RunConfig, resolve
 from zoo_jax.train.steps import compile_steps
@@ -422,11 +423,11 @@ def _open_run_dir(run_path: Path, cfg: RunConfig, state, resume: bool):
         run_path.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file in the way, no permission, a read-only disk
         raise ZooError(f"cannot create the run directory {run_path}: {err.strerror}") from None
-    lock = RunLock(run_path)
+    lock = RunLock(run_path) if distributed.is_writer() else None
     try:
         return (*_open_locked(run_path, cfg, state, resume), lock)
     except BaseException:
-        lock.release()
+        lock and lock.release()
         raise
 
 
@@ -446,17 +447,19 @@ def _open_locked(run_path: Path, cfg: RunConfig, state, resume: bool):
         metrics_file = run_path / "metrics.jsonl"
         if metrics_file.exists():
             epoch_log = [e for e in _read_epoch_log(metrics_file) if e["step"] <= int(state.step)]
-            write_atomic(metrics_file, "".join(json.dumps(e) + "\n" for e in epoch_log))
+            if distributed.is_writer():
+                write_atomic(metrics_file, "".join(json.dumps(e) + "\n" for e in epoch_log))
     elif ckpt.latest_step() is not None:
         ckpt.close()
         raise CheckpointError(
             f"{run_path} already holds checkpoints: pass --resume to continue, or choose "
             "another --run-dir"
         )
-    else:
+    elif distributed.is_writer():
         for stale in ("metrics.jsonl", "summary.json"):
             (run_path / stale).unlink(missing_ok=True)
-    write_atomic(run_path / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+    if distributed.is_writer():
+        write_atomic(run_path / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     return ckpt, meta, state, epoch_log
 
 
@@ -480,6 +483,9 @@ def fit(
     cfg = run.config
     run.check_build()  # overrides it cannot be built with fail before the data loads
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    writer = distributed.is_writer()  # process 0 of a multi-process run writes and prints
+    if not writer:
+        log, progress = (lambda line: None), False
     x_train, y_train, x_test, y_test = run.check_data(data) if data is not None else run.load_data()
     if cfg.patience is not None:
         if data is not None:
@@ -597,7 +603,7 @@ def fit(
                 if validation:
                     line += f" | validation {_describe(validation)}"
                 log(line)
-                if run_path is not None:
+                if run_path is not None and writer:
                     with open(run_path / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(finite_json(record)) + "\n")
                 save(step)
@@ -613,7 +619,7 @@ def fit(
                 ckpt.close()
             with contextlib.suppress(Exception):
                 early is None or early.close()
-            lock.release()
+            lock and lock.release()
         raise
 
     final_state = steps.get_state(dev_state)
@@ -668,7 +674,7 @@ def fit(
             "best_epoch": last["epoch"],
             "stopped_early": len(summary["history"]) < cfg.epochs,
         }
-    if run_path is not None:
+    if run_path is not None and writer:
         write_atomic(run_path / "summary.json", json.dumps(finite_json(summary), indent=2))
         _plot(
             run_path,

@@ -91,6 +91,9 @@ def compile_steps(
     """Compile the learner's train and eval steps for `parallel` over `devices` devices."""
     if parallel not in PARALLEL:
         raise ZooError(f"--parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}")
+    if jax.process_count() > 1 and parallel != "sharded":
+        raise ZooError(f"a run of {jax.process_count()} processes trains with --parallel "
+                       f"sharded (one mesh over every process's devices), not {parallel}")  # fmt: skip
     traces = {"train": 0, "evaluate": 0}
     jit = partial(jax.jit, compiler_options=lowering.compiler_options())
 
@@ -168,11 +171,15 @@ def compile_steps(
         out_shardings=replicated,
     )
 
+    processes, index = jax.process_count(), jax.process_index()
+
     def put_batch(batch):
-        # Each process passes its own slice of the global batch (one process: all of it).
+        # Every process holds the same global batch and feeds its own contiguous slice of it
+        # (one process: all of it); the mesh lays the slices out in process order.
         check_divisible(batch)
+        local = lambda x: x[index * len(x) // processes : (index + 1) * len(x) // processes]
         return {
-            name: jax.make_array_from_process_local_data(data, np.asarray(x))
+            name: jax.make_array_from_process_local_data(data, np.asarray(local(x)))
             for name, x in batch.items()
         }
 
