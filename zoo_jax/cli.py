@@ -413,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", choices=("none", "pmap", "sharded"), default="none")
     p.add_argument(
         "--coordinator", metavar="HOST:PORT",
-        help="a multi-process run (jax.distributed): process 0's address; or "
-        "JAX_COORDINATOR_ADDRESS, or a cluster manager JAX detects",
+        help="a multi-process run (jax.distributed): process 0's address, or auto (JAX "
+        "detects a TPU pod slice, Slurm, Open MPI); or JAX_COORDINATOR_ADDRESS",
     )  # fmt: skip
     p.add_argument("--num-processes", type=int, help="processes in the run (JAX_NUM_PROCESSES)")
     p.add_argument("--process-id", type=int, help="this process, 0 … N-1 (JAX_PROCESS_ID)")

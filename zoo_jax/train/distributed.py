@@ -4,11 +4,11 @@
         --coordinator 10.0.0.1:1234 --num-processes 4 --process-id 0     # on each host
 
 `initialize` joins the run before anything touches a device. Where the three values come
-from, first found first: the options; JAX's variables `JAX_COORDINATOR_ADDRESS`,
-`JAX_NUM_PROCESSES` and `JAX_PROCESS_ID`; a cluster manager that JAX detects by itself
-(`jax.distributed.initialize()` without arguments: Slurm, Open MPI, a multi-host Cloud TPU
-slice), when its variables say there is more than one process. Otherwise the run is one
-process, as always.
+from, first found first: the options; `--coordinator auto`, which leaves them to JAX's own
+detection (`jax.distributed.initialize()` without arguments: a multi-host Cloud TPU slice,
+Slurm, Open MPI, Kubernetes); JAX's variables `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`
+and `JAX_PROCESS_ID`; a Slurm step or an `mpirun` of more than one process (their
+variables, read by JAX's detection). Otherwise the run is one process, as always.
 
 In a multi-process run every process loads the same data and walks the same global batches
 (the data order comes from the seed); each feeds its own contiguous slice of every global
@@ -35,8 +35,7 @@ CLUSTER_SIZES = ("SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE")  # srun's step,
 
 def _cluster_detected() -> bool:
     sizes = [os.environ.get(name, "1") for name in CLUSTER_SIZES]
-    multi_host_tpu = "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
-    return multi_host_tpu or any(s.isdigit() and int(s) > 1 for s in sizes)
+    return any(s.isdigit() and int(s) > 1 for s in sizes)
 
 
 def _parse(coordinator, num_processes, process_id) -> tuple[str, int, int]:
@@ -68,6 +67,10 @@ def initialize(
 ) -> int:
     """Join a multi-process run if one is asked for (see the module's docstring); returns
     the number of processes (1: nothing to join)."""
+    if coordinator == "auto":  # JAX finds the cluster (a TPU pod slice, Slurm, ...) itself
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize()
+        return jax.process_count()
     given = (coordinator, num_processes, process_id)
     if all(value is None for value in given) and any(os.environ.get(name) for name in ENV):
         given = tuple(os.environ.get(name) for name in ENV)
