@@ -11,6 +11,7 @@ import pytest
 
 from zoo_jax.errors import ZooError
 from zoo_jax.train import distributed
+from zoo_jax.train.loop import RunConfig, fit
 
 TRAIN = ["train", "--model", "mlp", "--set", "hidden=[32]", "--batch-size", "64",
          "--train-limit", "512", "--test-limit", "256", "--parallel", "sharded"]  # fmt: skip
@@ -48,12 +49,14 @@ def test_two_processes_of_two_devices_equal_one_of_four_and_resume_across(tmp_pa
               f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)], 2)
         for i in (0, 1)
     ]  # fmt: skip
-    one = _cli([*TRAIN, "--epochs", "2", "--run-dir", str(tmp_path / "one")], 4)
+    # meanwhile, the same run in this process, on its four devices
+    one = RunConfig(model="mlp", model_overrides={"hidden": (32,)}, batch_size=64, epochs=2,
+                    train_limit=512, test_limit=256, parallel="sharded")  # fmt: skip
+    fit(one, tmp_path / "one", progress=False)
     printed = [_finish(p) for p in pair]
     assert len(printed[0]) == 1 and printed[1] == []  # process 0 alone reports
-    _finish(one)
-    # the two-process run, resumed by one process of four devices
-    _finish(_cli(["train", "--resume", "--run-dir", str(tmp_path / "two"), "--epochs", "2"], 4))
+    # the two-process run, resumed here by one process of four devices
+    fit(one, tmp_path / "two", resume=True, progress=False)
     two, four = _epochs(tmp_path / "two"), _epochs(tmp_path / "one")
     assert [e["epoch"] for e in two] == [e["epoch"] for e in four] == [1, 2]
     for a, b in zip(two, four, strict=True):
