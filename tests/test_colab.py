@@ -22,6 +22,38 @@ def _execute(name: str, monkeypatch) -> str:
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def _install_cell(name: str) -> str:
+    nb = nbformat.read(COLAB / name, as_version=4)
+    return next(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_every_notebook_installs_from_its_checkout_or_an_uploaded_wheel(tmp_path, monkeypatch):
+    """The first cell needs no setting: outside a checkout it installs the wheel uploaded to
+    the runtime, with the runtime's jax and jaxlib pinned; with none, it says what to do."""
+    import importlib.util
+    import subprocess
+
+    import jax
+    import jaxlib
+
+    cells = {name.name: _install_cell(name.name) for name in COLAB.glob("*.ipynb")}
+    assert len(cells) >= 7 and len(set(cells.values())) == 1
+    cell = next(iter(cells.values()))
+    calls = []
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml above it: not a checkout
+    monkeypatch.delenv("ZOO_JAX_SOURCE", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # not installed yet
+    monkeypatch.setattr(subprocess, "check_call", lambda cmd: calls.append(cmd))
+    with pytest.raises(SystemExit, match="upload the wheel that `python -m build`"):
+        exec(cell, {})
+    (tmp_path / "zoo_jax-0.1.0-py3-none-any.whl").touch()
+    exec(cell, {})
+    (command,) = calls
+    assert command[-1] == "zoo_jax-0.1.0-py3-none-any.whl[viz]" and "-c" in command
+    pins = Path(command[command.index("-c") + 1]).read_text()
+    assert pins == f"jax=={jax.__version__}\njaxlib=={jaxlib.__version__}\n"
+
+
 def test_quickstart_notebook_executes(monkeypatch):
     outputs = _execute("quickstart.ipynb", monkeypatch)
     assert "CpuDevice(id=3)" in outputs  # the kernel saw the 4 forced devices
