@@ -107,3 +107,16 @@ def test_recurrent_and_attention_notebook_executes(monkeypatch):
     outputs = _execute("recurrent_and_attention.ipynb", monkeypatch)
     assert "test exact match" in outputs and "test exact captions (greedy)" in outputs
     assert outputs.count("heldout: ") == 4 and outputs.count("test: ") == 4
+
+
+def test_feedforward_and_seed_tables_notebook_executes(monkeypatch):
+    outputs = _execute("feedforward_and_seed_tables.ipynb", monkeypatch)
+    assert "on 4 cpu device(s)" in outputs and "test digits wrong" in outputs
+    assert outputs.count(": test accuracy ") == 4  # the four rows of the seed's tables
+
+
+def test_convolutional_notebook_executes(monkeypatch):
+    outputs = _execute("convolutional.ipynb", monkeypatch)
+    assert "on 4 cpu device(s)" in outputs
+    assert "alexnet      61,100,840  reference   61,100,840  equal" in outputs
+    assert "DIFFERENT" not in outputs
