@@ -101,6 +101,8 @@ def test_memory_notebook_executes(monkeypatch):
     assert "epoch 1: test bit errors per sequence" in outputs
     assert "length 80:" in outputs and "task 1 test accuracy" in outputs
     assert outputs.count("| answer:") == 2
+    capsnet = float(outputs.split("CapsNet test accuracy ")[1].split()[0])
+    assert 0 <= capsnet <= 1  # routing trained, then its reconstructions drawn
 
 
 def test_recurrent_and_attention_notebook_executes(monkeypatch):
