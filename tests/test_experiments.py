@@ -158,6 +158,23 @@ def test_converged_quick_searches_rates_on_validation_then_seeds(tmp_path, monke
     assert "Not finished yet" in text and "chars/lstm" in text
 
 
+def test_mixed_precision_quick_trains_both_dtypes(tmp_path, monkeypatch):
+    from experiments import mixed_precision
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert mixed_precision.main(["--quick", "--models", "mlp"]) == 0
+    rows = {r["row"]: r for r in common.read_rows(tmp_path / "quick" / "mixed_precision")}
+    assert sorted(rows) == ["mlp_bfloat16_seed0", "mlp_float32_seed0"]
+    for dtype, r in (
+        ("float32", rows["mlp_float32_seed0"]),
+        ("bfloat16", rows["mlp_bfloat16_seed0"]),
+    ):
+        assert r["config"]["dtype"] == dtype and r["metrics"]["test_accuracy"] > 0.5  # 16 steps
+        assert r["metrics"]["bench_images_per_s"] > 0
+    text = "\n".join(mixed_precision.section(list(rows.values()), {}))
+    assert "| mlp | bfloat16 | 1 |" in text and "Not run yet: cnn, rnn." in text
+
+
 def test_seq2seq_quick_decodes_both_splits(tmp_path, monkeypatch):
     from experiments import report, seq2seq
 
@@ -257,6 +274,7 @@ def test_conv_zoo_quick_with_augmentation(tmp_path, monkeypatch):
         ("optimizers", ["--rows", "adamw"], "no row matches --rows 'adamw'"),
         ("recurrent_zoo", ["--task", "chars", "--rows", "lstn"], "did you mean 'lstm'"),
         ("converged", ["--task", "dates", "--rows", "globl"], "did you mean 'global'"),
+        ("mixed_precision", ["--models", "mpl"], "did you mean 'mlp'"),
         ("seed_spread", ["--seeds", "0"], "--seeds must be >= 1"),
         ("seq2seq", ["--rows", "bahdanau"], "unknown rows ['bahdanau']"),
     ],
