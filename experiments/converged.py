@@ -41,7 +41,7 @@ import numpy as np
 
 from experiments import common, seq2seq
 from zoo_jax import registry
-from zoo_jax.errors import ArgumentParser, UnknownNameError, ZooError
+from zoo_jax.errors import ArgumentParser, NonFiniteError, UnknownNameError, ZooError
 from zoo_jax.train.loop import RunConfig, fit
 from zoo_jax.train.run import build_learner
 
@@ -90,9 +90,10 @@ def chosen_rate(rows: list[dict], rates: int) -> float | None:
     """The rate of the search run with the lowest validation loss (None until all `rates`
     ran)."""
     search = [r for r in rows if r["row"].endswith("_seed0")]
-    if len(search) < rates:
+    finite = [r for r in search if r["metrics"]["validation_loss"] is not None]  # not diverged
+    if len(search) < rates or not finite:
         return None
-    return min(search, key=lambda r: r["metrics"]["validation_loss"])["config"]["learning_rate"]
+    return min(finite, key=lambda r: r["metrics"]["validation_loss"])["config"]["learning_rate"]
 
 
 def train(task: str, row: str, lr: float, seed: int, quick: bool, data_dir) -> dict:
@@ -105,7 +106,15 @@ def train(task: str, row: str, lr: float, seed: int, quick: bool, data_dir) -> d
     cfg = RunConfig(model=model, dataset=dataset, model_overrides=overrides, learning_rate=lr,
                     seed=seed, epochs=epochs, patience=patience, batch_size=batch_size,
                     optimizer="adam", optimizer_options=CLIP, data_dir=data_dir, **limits)  # fmt: skip
-    summary = fit(cfg, progress=False)
+    try:
+        summary = fit(cfg, progress=False)
+    except NonFiniteError as err:  # this rate diverged: a result of the search, not a failure
+        if seed != 0:
+            raise
+        config = {"learning_rate": lr, "seed": seed, "model_overrides": overrides}
+        return common.row("converged", f"{task}/{run_name(row, lr, seed)}", model, dataset,
+                          {"validation_loss": None, "diverged": str(err)}, config,
+                          notes=f"diverged at lr {lr:g} (seed 0): {err}")  # fmt: skip
     notes = (
         f"best-validation epoch of at most {epochs} (patience {patience}), Adam lr {lr:g} "
         f"constant, clipnorm 1, seed {seed}"
@@ -279,14 +288,16 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
             )
             rates = ", ".join(
                 f"{r['config']['learning_rate']:g}: "
-                f"{r['metrics']['validation_bpc' if bits else 'validation_loss']:.3f}"
+                + ("diverged" if r["metrics"]["validation_loss"] is None else
+                   f"{r['metrics']['validation_bpc' if bits else 'validation_loss']:.3f}")
                 for r in search
-            )
+            )  # fmt: skip
             rate = chosen_rate(runs, len(grid(task, row)))
             seeds = row_seeds(runs, rate) if rate is not None else []
             chosen[(task, row)] = seeds
-            first = runs[0]
-            cells = [row, first["model"], f"{first['config']['params']:,}", rates]
+            first = next((r for r in runs if "params" in r["config"]), runs[0])
+            params = first["config"].get("params")
+            cells = [row, first["model"], f"{params:,}" if params else "", rates]
             keys = (
                 ("validation_bpc", "test_bpc", "train_bpc")
                 if bits

@@ -158,6 +158,23 @@ def test_converged_quick_searches_rates_on_validation_then_seeds(tmp_path, monke
     assert "Not finished yet" in text and "chars/lstm" in text
 
 
+def test_converged_records_a_diverged_rate_and_chooses_among_the_others(monkeypatch):
+    from experiments import converged
+    from zoo_jax.errors import NonFiniteError
+
+    def diverges(*args, **kwargs):
+        raise NonFiniteError("non-finite loss or gradient at step 3")
+
+    monkeypatch.setattr(converged, "fit", diverges)
+    row = converged.train("chars", "mlstm", 0.01, 0, True, None)
+    assert row["row"] == "chars/mlstm/lr0.01_seed0" and row["metrics"]["validation_loss"] is None
+    done = [{"row": f"chars/mlstm/lr{lr:g}_seed0", "config": {"learning_rate": lr},
+             "metrics": {"validation_loss": loss}} for lr, loss in ((0.001, 1.4), (0.003, 1.3))]  # fmt: skip
+    assert converged.chosen_rate([*done, row], 3) == 0.003
+    with pytest.raises(NonFiniteError):  # a seed run at the chosen rate must not diverge quietly
+        converged.train("chars", "mlstm", 0.003, 1, True, None)
+
+
 def test_mixed_precision_quick_trains_both_dtypes(tmp_path, monkeypatch):
     from experiments import mixed_precision
 
