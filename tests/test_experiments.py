@@ -470,7 +470,7 @@ def test_memory_and_capsules_quick_and_their_reports(tmp_path, monkeypatch):
     rows = {r["row"]: r for d in ("memory", "capsules")
             for r in common.read_rows(tmp_path / "quick" / d)}  # fmt: skip
     copy = rows["ntm_copy"]["metrics"]
-    assert all(0 <= copy[f"bit_errors_len{n}"] <= 8 * n for n in memory.COPY_LENGTHS)
+    assert all(0 <= copy[f"bit_errors_len{n}"] <= 8 * n for n in (20, 120))  # quick: 2 lengths
     assert copy["bit_errors_len120"] > copy["bit_errors_len20"]  # untrained: errors scale with n
     babi_row = rows["memn2n_1k_joint"]["metrics"]
     assert sorted(babi_row["task_errors"]) == ["1", "2"] and 0 <= babi_row["mean_error"] <= 100
