@@ -235,6 +235,8 @@ def compare(task: str, better: str, other: str, by_row: dict, source: str) -> st
     else:
         verdict = "is not resolved: the seeds' ranges overlap"
     unit = "bpc" if task == "chars" else "exact"
+    if min(len(a), len(b)) < len(SEEDS):
+        verdict += f" (provisional: fewer than {len(SEEDS)} seeds so far)"
     return (
         f"{source}: {better} {spread(a)} against {other} {spread(b)} test {unit} "
         f"({len(a)} and {len(b)} seeds), a mean difference of {mean_gap:+.3f} in {better}'s "
@@ -275,7 +277,7 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
             "",
             f"| row | model | params | validation {'bpc' if bits else 'loss'} by rate | rate | seeds | best epochs | "
             + ("validation bpc | test bpc | train bpc |" if bits else "test exact | long exact |")
-            + " converged | wall s | device |",
+            + " converged | wall s (all runs) | device |",
             "|---|---|---:|---|---:|---:|---|---|---|" + ("---|" if bits else "") + "---|---:|---|",
         ]
         for row in ROWS[task]:
