@@ -158,12 +158,12 @@ def torch_model(name: str):
         )
         return net, torch.optim.Adam(net.parameters(), 1e-3, eps=1e-7), (1, 28, 28)
 
-    class SeedRNN(nn.Module):  # Keras SimpleRNN(256, dropout=0.2) + Dense(10)
-        def __init__(self):
+    class SeedRecurrent(nn.Module):  # Keras SimpleRNN / LSTM(256, dropout=0.2) + Dense(10)
+        def __init__(self, layer):
             super().__init__()
             self.drop, self.rnn, self.out = (
                 nn.Dropout(0.2),
-                nn.RNN(28, 256, batch_first=True),
+                layer(28, 256, batch_first=True),
                 nn.Linear(256, 10),
             )
 
@@ -171,23 +171,10 @@ def torch_model(name: str):
             mask = self.drop(torch.ones_like(x[:, :1]))  # one input mask for every step
             return self.out(self.rnn(x * mask)[0][:, -1])
 
-    class SeedLSTM(nn.Module):  # Keras LSTM(256, dropout=0.2) + Dense(10)
-        def __init__(self):
-            super().__init__()
-            self.drop, self.lstm, self.out = (
-                nn.Dropout(0.2),
-                nn.LSTM(28, 256, batch_first=True),
-                nn.Linear(256, 10),
-            )
-
-        def forward(self, x):
-            mask = self.drop(torch.ones_like(x[:, :1]))
-            return self.out(self.lstm(x * mask)[0][:, -1])
-
     if name == "lstm":
-        net = SeedLSTM()
+        net = SeedRecurrent(nn.LSTM)
         return net, torch.optim.Adam(net.parameters(), 1e-3, eps=1e-7), (28, 28)
-    net = SeedRNN()
+    net = SeedRecurrent(nn.RNN)
     return net, torch.optim.SGD(net.parameters(), 0.01), (28, 28)
 
 
