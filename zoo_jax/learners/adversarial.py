@@ -62,6 +62,8 @@ class AdversarialLearner(LearnerDefaults):
     model: TwoPlayers
     optimizer: optax.GradientTransformation
     gan_loss: str = "non_saturating"
+    compute_dtype: str = "float32"  # mixed precision (`apply_in`), set by the run
+    mixed_precision: ClassVar[bool] = True
     metrics: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "d_real", "d_fake")
 
     @classmethod
@@ -116,7 +118,7 @@ class AdversarialLearner(LearnerDefaults):
         """64 samples from fixed noise (a conditional model: classes 0, 1, … in turn)."""
         z = self.model.noise(jax.random.PRNGKey(0), 64)
         labels = jnp.arange(64, dtype=jnp.int32) % self.model.num_classes
-        return self.model.apply(self.variables(state), z, labels, method="sample")
+        return self.model_apply(self.variables(state), z, labels, method="sample")
 
     def play(self, player: str, params, model_state, *args, train: bool, rng=None):
         """`generate` or `discriminate` with one player's variables: `(output, model_state)`,
@@ -125,10 +127,10 @@ class AdversarialLearner(LearnerDefaults):
         method = "generate" if player == "generator" else "discriminate"
         rngs = {"dropout": rng} if rng is not None else None
         if train and model_state:
-            out, updates = self.model.apply(variables, *args, train=True, rngs=rngs,
+            out, updates = self.model_apply(variables, *args, train=True, rngs=rngs,
                                             method=method, mutable=list(model_state))  # fmt: skip
             return out, {c: t[player] for c, t in updates.items()}
-        return self.model.apply(
+        return self.model_apply(
             variables, *args, train=train, rngs=rngs, method=method
         ), model_state
 
@@ -259,12 +261,12 @@ class TextToImageLearner(AdversarialLearner):
         return None  # images need sentences: `draw`
 
     def embed(self, d_params, ids) -> jax.Array:
-        return self.model.apply({"params": {"discriminator": d_params}}, ids, method="embed")
+        return self.model_apply({"params": {"discriminator": d_params}}, ids, method="embed")
 
     def draw(self, state: TrainState, ids, z) -> jax.Array:
         variables = self.variables(state)
-        h = self.model.apply(variables, ids, method="embed")
-        return self.model.apply(variables, z, h, method="sample")
+        h = self.model_apply(variables, ids, method="embed")
+        return self.model_apply(variables, z, h, method="sample")
 
     def _d_loss(self, real, wrong, fake):
         real_term = jax.nn.softplus(-real)

@@ -84,6 +84,8 @@ class ReconstructionLearner(OwnObjective):
     optimizer: optax.GradientTransformation
     l1: float = 0.0
     l2: float = 0.0
+    compute_dtype: str = "float32"  # mixed precision (`apply_in`), set by the run
+    mixed_precision: ClassVar[bool] = True
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -104,7 +106,7 @@ class ReconstructionLearner(OwnObjective):
 
     def terms(self, params, x, rng, *, train: bool, weight=None, **kw) -> dict:
         """`model.objective` of `x` with `params`, its noise drawn from `rng`."""
-        return self.model.apply({"params": params}, x, weight, train=train,
+        return self.model_apply({"params": params}, x, weight, train=train,
                                 rngs={"noise": rng}, method="objective", **kw)  # fmt: skip
 
     def training_batch(self, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict]:
@@ -136,7 +138,7 @@ class ReconstructionLearner(OwnObjective):
         """A generative model's 64 samples (the VAE's, DCIGN's); None for the others."""
         if not hasattr(self.model, "sample"):
             return None
-        return self.model.apply({"params": state.params}, jax.random.PRNGKey(0), 64,
+        return self.model_apply({"params": state.params}, jax.random.PRNGKey(0), 64,
                                 method="sample")  # fmt: skip
 
 
@@ -192,6 +194,8 @@ class LayerwiseLearner(OwnObjective):
     model: nn.Module
     optimizer: optax.GradientTransformation
     phase_steps: int
+    compute_dtype: str = "float32"  # mixed precision (`apply_in`), set by the run
+    mixed_precision: ClassVar[bool] = True
     metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "recon")
 
     @classmethod
@@ -223,14 +227,14 @@ class LayerwiseLearner(OwnObjective):
         return state.replace(params=params, opt_state=state.opt_state | {stage: opt})
 
     def _logits(self, params, x):
-        return self.model.apply({"params": params}, x)
+        return self.model_apply({"params": params}, x)
 
     def _pretrain(self, layer: int, state, x, labels, rng, axis_name):
         stage = self.stages[layer]
 
         def objective(p):
             params = state.params | {stage: p}
-            terms = self.model.apply({"params": params}, x, layer, train=True,
+            terms = self.model_apply({"params": params}, x, layer, train=True,
                                      rngs={"noise": rng}, method="layer_objective")  # fmt: skip
             return jnp.mean(terms["loss"])
 
@@ -268,7 +272,7 @@ class LayerwiseLearner(OwnObjective):
     def evaluate(self, state, batch, *, axis_name=None):
         x, labels = jnp.asarray(batch["inputs"], jnp.float32), batch["labels"]
         logits = self._logits(state.params, x)
-        images = self.model.apply({"params": state.params}, x, method="reconstruct")
+        images = self.model_apply({"params": state.params}, x, method="reconstruct")
         terms = {
             "loss": optax.softmax_cross_entropy_with_integer_labels(logits, labels),
             "accuracy": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),

@@ -33,6 +33,9 @@ are optional, with defaults in `LearnerDefaults`, and the pure functions never c
   anything is built, `check_inputs(run, x)` the values of each split's inputs (a binary
   model's range); nothing outside `zoo_jax.learners` tests a learner's name. `samples(state)`
   gives a generative model's images for the run directory's `samples.png`.
+- Mixed precision (`--dtype bfloat16`): a learner that offers it sets `mixed_precision`,
+  declares the field `compute_dtype` (the run sets it) and calls its model through
+  `model_apply`, which computes in that dtype and returns float32 (`apply_in`).
 """
 
 from __future__ import annotations
@@ -75,8 +78,16 @@ class LearnerDefaults:
     """The optional members of the protocol, with their defaults."""
 
     metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy")
-    # whether the learner computes in a lower precision on request (`RunConfig.dtype`)
+    # whether the learner computes in a lower precision on request (`RunConfig.dtype`); one
+    # that does declares the dataclass field `compute_dtype: str = "float32"`, which the run
+    # sets, and calls its model through `model_apply`
     mixed_precision: ClassVar[bool] = False
+    compute_dtype = "float32"  # a class attribute here, not a field: the rule's own precision
+
+    def model_apply(self, variables: Mapping, *args: Any, **kwargs: Any) -> Any:
+        """`self.model.apply(variables, *args, **kwargs)` in the learner's `compute_dtype`
+        (`apply_in`)."""
+        return apply_in(self.compute_dtype, self.model, variables, *args, **kwargs)
 
     def finalize(self, state: TrainState) -> TrainState:
         return state
@@ -122,6 +133,21 @@ def cast_floating(tree: Any, dtype: Any) -> Any:
         lambda a: a.astype(dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a,
         tree,
     )
+
+
+def apply_in(dtype: str, model: Any, variables: Mapping, *args: Any, **kwargs: Any) -> Any:
+    """`model.apply(variables, *args, **kwargs)` computed in `dtype`: mixed precision as `jmp`
+    and the Flax examples do it. The model sees a `dtype` copy of the float parameters and of
+    the floating positional arguments (inputs, noise; token ids and labels stay integers), so
+    its products and activations run in `dtype`; its floating outputs come back as float32
+    before any loss, and the gradient reaches the float32 parameters through the cast. The
+    other collections (BatchNorm's statistics) stay float32, and so does a recurrence whose
+    carry the model creates as float32. "float32": the plain call."""
+    if dtype == "float32":
+        return model.apply(variables, *args, **kwargs)
+    variables = {**variables, "params": cast_floating(variables["params"], dtype)}
+    out = model.apply(variables, *cast_floating(args, dtype), **kwargs)
+    return cast_floating(out, jnp.float32)
 
 
 def flat_inputs(batch: Batch) -> jax.Array:

@@ -32,8 +32,6 @@ class CapsuleLearner(GradientLearner):
     Metrics: `loss` (the total), `accuracy` (the longest capsule), `margin` and
     `reconstruction` (the summed squared error per image, unscaled)."""
 
-    mixed_precision: ClassVar[bool] = False  # its forward pass is its own
-
     metrics: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "margin", "reconstruction")
 
     @classmethod
@@ -54,7 +52,7 @@ class CapsuleLearner(GradientLearner):
 
     def terms(self, params, x, labels, *, train: bool) -> dict[str, jax.Array]:
         """Per-example `loss`, `margin`, `reconstruction` and `accuracy`."""
-        lengths, images = self.model.apply({"params": params}, x, labels if train else None,
+        lengths, images = self.model_apply({"params": params}, x, labels if train else None,
                                            method="outputs")  # fmt: skip
         margin = losses.margin_loss(labels, lengths)
         terms = {"margin": margin, "accuracy": (jnp.argmax(lengths, -1) == labels) * 1.0}

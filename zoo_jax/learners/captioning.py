@@ -4,7 +4,7 @@ stochastic regularisation, hard attention by the paper's variational lower bound
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +43,6 @@ class CaptionLearner(TranslationLearner):
     Metrics as `TranslationLearner`'s: `loss` and `token_accuracy` (teacher-forced, per
     word), and in evaluation `exact_match` (greedy decoding, the whole caption right).
     """
-
-    mixed_precision: ClassVar[bool] = False  # its forward pass is its own
 
     alpha_c: float = 1.0
     reinforce_weight: float = 1.0
@@ -90,7 +88,7 @@ class CaptionLearner(TranslationLearner):
         words = mean_over(jnp.sum(mask), axis_name)
 
         def objective(params):
-            out = self.model.apply({"params": params}, batch["inputs"], labels[:, :-1],
+            out = self.model_apply({"params": params}, batch["inputs"], labels[:, :-1],
                                    train=True, rngs={"dropout": rng},
                                    method="teacher_forced")  # fmt: skip
             nll = jnp.sum(self.loss(targets, out.logits) * mask, -1)  # −log p(y | s̃, a)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import flax.linen as nn
 import jax
@@ -56,6 +56,8 @@ class ClassDecoderLearner(LearnerDefaults):
     max_shift: int = 2
     l1: float = 0.0
     l2: float = 0.0
+    compute_dtype: str = "float32"  # mixed precision (`apply_in`), set by the run
+    mixed_precision: ClassVar[bool] = True
 
     @classmethod
     def check_config(cls, run: Run) -> None:
@@ -83,7 +85,7 @@ class ClassDecoderLearner(LearnerDefaults):
     def generate(self, params, labels: jax.Array, shifts: jax.Array | None = None) -> jax.Array:
         """Images in [0, 1] for `labels` (and `(dy, dx)` shifts; default none)."""
         shifts = jnp.zeros((len(labels), 2), jnp.int32) if shifts is None else shifts
-        return jax.nn.sigmoid(self.model.apply({"params": params}, self.code(labels, shifts)))
+        return jax.nn.sigmoid(self.model_apply({"params": params}, self.code(labels, shifts)))
 
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
         params_rng, run_rng = jax.random.split(rng)
@@ -94,7 +96,7 @@ class ClassDecoderLearner(LearnerDefaults):
 
     def _scores(self, params, batch: Batch, shifts: jax.Array):
         targets = shift_images(batch["inputs"], shifts, self.max_shift)
-        logits = self.model.apply({"params": params}, self.code(batch["labels"], shifts))
+        logits = self.model_apply({"params": params}, self.code(batch["labels"], shifts))
         if logits.shape != targets.shape:
             raise ZooError(
                 f"the decoder draws {logits.shape[1:]} images, the data has {targets.shape[1:]}"

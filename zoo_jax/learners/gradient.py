@@ -20,7 +20,6 @@ from zoo_jax.learners.base import (
     Batch,
     LearnerDefaults,
     apply_gradients,
-    cast_floating,
     mean_over,
     new_state,
     sum_over,
@@ -48,13 +47,11 @@ class GradientLearner(LearnerDefaults):
     (`zoo_jax.data.augment`), when set, transforms the training inputs inside the step with
     a key of its own; evaluation sees the inputs as they are.
 
-    `compute_dtype` "bfloat16" is mixed precision as `jmp` and the Flax examples do it: the
-    parameters and optimizer state stay float32, each forward pass sees a bfloat16 copy of
-    the parameters and the inputs, so every product and activation runs in bfloat16, and the
-    outputs come back as float32 before the loss (the gradient reaches the float32
-    parameters through the cast). Normalisation statistics stay float32 (Flax's
-    `force_float32_reductions`; BatchNorm's running averages are float32 state). A cell's
-    carry created as float32 keeps that recurrence in float32.
+    `compute_dtype` "bfloat16" is mixed precision (`learners.base.apply_in`): parameters and
+    optimizer state stay float32, every product and activation of the forward pass runs in
+    bfloat16, and the outputs come back as float32 before the loss. Normalisation statistics
+    stay float32 (Flax's `force_float32_reductions`; BatchNorm's running averages are float32
+    state).
 
     Metrics: `loss` and `accuracy`, per example, or per token for a language model.
     """
@@ -87,7 +84,6 @@ class GradientLearner(LearnerDefaults):
             l1=cfg.l1,
             l2=cfg.l2,
             augment=augmentations.get(cfg.augment) if cfg.augment else None,
-            compute_dtype=cfg.dtype,
         )
 
     def init(self, rng: jax.Array, sample_batch: Batch) -> TrainState:
@@ -97,18 +93,12 @@ class GradientLearner(LearnerDefaults):
         return new_state(self.optimizer, variables, run_rng)
 
     def _apply(self, params, model_state, inputs, *, train: bool, rng=None, extra=()):
-        low = self.compute_dtype != "float32"
-        if low:  # a bfloat16 copy of the parameters and inputs; the state stays float32
-            params, inputs, extra = cast_floating((params, inputs, extra), self.compute_dtype)
         variables = {"params": params, **model_state}
         rngs = {"dropout": rng} if rng is not None else None
         if train and model_state:
-            out, model_state = self.model.apply(
-                variables, inputs, *extra, train=True, rngs=rngs, mutable=list(model_state)
-            )
-        else:
-            out = self.model.apply(variables, inputs, *extra, train=train, rngs=rngs)
-        return (cast_floating(out, jnp.float32) if low else out), model_state
+            return self.model_apply(variables, inputs, *extra, train=True, rngs=rngs,
+                                    mutable=list(model_state))  # fmt: skip
+        return self.model_apply(variables, inputs, *extra, train=train, rngs=rngs), model_state
 
     def _forward(self, params, model_state, batch, *, train: bool, rng=None):
         """`(logits, targets, model_state)`: what the loss compares, per example."""

@@ -34,6 +34,8 @@ class BitSequenceLearner(LearnerDefaults):
     optimizer: optax.GradientTransformation
     l1: float = 0.0
     l2: float = 0.0
+    compute_dtype: str = "float32"  # mixed precision (`apply_in`), set by the run
+    mixed_precision: ClassVar[bool] = True
     metrics: ClassVar[tuple[str, ...]] = ("loss", "bit_errors")
 
     @classmethod
@@ -55,7 +57,7 @@ class BitSequenceLearner(LearnerDefaults):
 
     def terms(self, params, batch: Batch) -> dict[str, jax.Array]:
         """Per-sequence `loss` and `bit_errors`."""
-        logits = self.model.apply({"params": params}, jnp.asarray(batch["inputs"], jnp.float32))
+        logits = self.model_apply({"params": params}, jnp.asarray(batch["inputs"], jnp.float32))
         targets = batch["labels"]
         asked = targets >= 0
         y = jnp.clip(targets, 0, 1).astype(logits.dtype)
@@ -94,8 +96,6 @@ class LinearStartLearner(GradientLearner):
     `ls_nepochs`), so the switch is a comparison of the step in the graph, not a host
     decision. Evaluation uses the model as it trains at that step."""
 
-    mixed_precision: ClassVar[bool] = False  # its forward pass is its own
-
     linear_steps: int = 0
 
     @classmethod
@@ -108,7 +108,7 @@ class LinearStartLearner(GradientLearner):
     def _forward(self, params, model_state, batch, *, train: bool, rng=None):
         rngs = {"dropout": rng} if rng is not None else None
         variables = {"params": params, **model_state}
-        logits = self.model.apply(variables, batch["inputs"], train=train,
+        logits = self.model_apply(variables, batch["inputs"], train=train,
                                   linear=batch["linear"], rngs=rngs)  # fmt: skip
         return logits, batch["labels"], model_state
 

@@ -61,7 +61,7 @@ class TranslationLearner(GradientLearner):
         hits = jnp.sum((jnp.argmax(logits, -1) == targets) * real, -1) / jnp.maximum(
             real.sum(-1), 1
         )
-        tokens, _ = self.model.apply(variables, batch["inputs"], targets.shape[1], method="greedy")
+        tokens, _ = self.model_apply(variables, batch["inputs"], targets.shape[1], method="greedy")
         exact = jnp.all((tokens == targets) | (targets == self.pad_id), axis=-1)
         weight = batch["weight"]
         return {

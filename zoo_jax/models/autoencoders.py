@@ -84,9 +84,17 @@ def squared_error(reconstruction: jax.Array, x: jax.Array) -> jax.Array:
     return per_example_sum((reconstruction - x) ** 2) / (x.size // len(x))
 
 
+def float32(*arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """The arrays in float32: an objective's terms are computed in float32 whatever dtype
+    the network computed in (mixed precision, `learners.base.apply_in`), as a loss is; the
+    gradient reaches the low-precision network through the cast."""
+    return tuple(a.astype(jnp.float32) for a in arrays)
+
+
 def sigmoid_jacobian_norm(h: jax.Array, kernel: jax.Array) -> jax.Array:
     """‖∂h/∂x‖_F² of h = σ(x W + b), per example, in closed form (Rifai et al. 2011, eq. 5):
     Σ_j (h_j (1 − h_j))² Σ_i W_ij²."""
+    h, kernel = float32(h, kernel)
     return jnp.sum((h * (1 - h)) ** 2 * jnp.sum(kernel**2, 0), -1)
 
 
@@ -137,6 +145,7 @@ class Reconstructing:
         weight = jnp.ones(len(x)) if weight is None else weight
         code = self.encode(self.corrupt(x) if train else x)
         logits = self.decode(code).reshape(x.shape)
+        x, code, logits = float32(x, code, logits)
         terms, penalty = self.penalties(x, code, weight)
         recon = squared_error(jax.nn.sigmoid(logits), x)
         return {"loss": bernoulli_nll(logits, x) + penalty, "recon": recon, **terms}
@@ -244,7 +253,7 @@ class SparseAutoencoder(Autoencoder):
         rho = self.rho
         kl = jnp.sum(rho * jnp.log(rho / rho_hat) + (1 - rho) * jnp.log((1 - rho) / (1 - rho_hat)))
         kernels = self.kernels + ([] if self.tied else self.decoder_kernels)
-        decay = self.weight_decay / 2 * sum(jnp.sum(k**2) for k in kernels)
+        decay = self.weight_decay / 2 * sum(jnp.sum(k**2) for k in float32(*kernels))
         l1 = self.activity_l1 * jnp.sum(jnp.abs(code), -1)
         sparsity = jnp.full(len(x), kl)
         terms = {"sparsity": sparsity, "activation": jnp.mean(code, -1)}
@@ -372,7 +381,7 @@ class RecurrentAutoencoder(Reconstructing, nn.Module):
 
     def objective(self, x: jax.Array, weight=None, *, train: bool = False) -> dict:
         x = checks.feature_sequences(x, "recurrent_autoencoder")
-        logits = self(x)
+        x, logits = float32(x, self(x))
         recon = squared_error(jax.nn.sigmoid(logits), x)
         return {"loss": bernoulli_nll(logits, x), "recon": recon}
 
@@ -495,14 +504,16 @@ class VAE(nn.Module):
         units held at the batch mean, `clamp_to_mean`)."""
         x = self.read(x)
         mean, log_var = self.encode(x)
-        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(self.make_rng("noise"), mean.shape)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(
+            self.make_rng("noise"), mean.shape, mean.dtype
+        )
         if clamped is not None:
             z = clamp_to_mean(z, clamped)
         return self.elbo_terms(x, mean, log_var, z)
 
     def elbo_terms(self, x, mean, log_var, z) -> dict:
         """The objective's terms of posterior (`mean`, `log_var`) and its sample `z`."""
-        out = self.decode(z)
+        x, mean, log_var, out = float32(x, mean, log_var, self.decode(z))
         kl = 0.5 * per_example_sum(jnp.exp(log_var) + mean**2 - 1 - log_var)
         nll = -self.log_likelihood(x, out)
         recon = squared_error(self.mean_image(jax.lax.stop_gradient(out)), x)
@@ -646,6 +657,7 @@ class StackedAutoencoder(nn.Module):
         if train and self.noise_level > 0:
             seen = corrupt(self.make_rng("noise"), below, self.corruption, self.noise_level)
         h, logits = self.layers[layer](seen, reconstruct=True)
+        below, h, logits = float32(below, h, logits)
         loss = bernoulli_nll(logits, below)
         if self.contraction:  # Rifai et al. 2011's penalty, layer by layer
             kernel = self.layers[layer].variables["params"]["kernel"]

@@ -259,7 +259,8 @@ class MemN2N(nn.Module):
         vectors = jnp.take(table, ids, axis=0) * (ids > 0)[..., None]
         if self.position_encoding:
             lengths = jnp.sum(ids > 0, -1)
-            vectors = vectors * position_encoding(lengths, ids.shape[-1], self.embed_dim)
+            weights = position_encoding(lengths, ids.shape[-1], self.embed_dim)
+            vectors = vectors * weights.astype(vectors.dtype)  # bfloat16 stays bfloat16
         return vectors.sum(-2)
 
     def _hops(self, x: jax.Array, train: bool, linear):

@@ -148,7 +148,10 @@ class Run:
 
     def learner(self, total_steps: int | None = None) -> learners.Learner:
         """The card's learner for this config; `total_steps` sets a schedule's length."""
-        return self.learner_class.from_config(self, total_steps)
+        learner = self.learner_class.from_config(self, total_steps)
+        if self.config.dtype != "float32":  # `_check` made sure the learner computes in it
+            learner = dataclasses.replace(learner, compute_dtype=self.config.dtype)
+        return learner
 
     def sample_batch(self) -> dict[str, np.ndarray]:
         """One example of the dataset's input kind, for abstract builds (no data read)."""
@@ -179,8 +182,8 @@ class Run:
         if cfg.dtype != "float32" and not self.learner_class.mixed_precision:
             raise ZooError(
                 f"--dtype {cfg.dtype}: {cfg.model}'s learner ({self.card.learner}) computes in "
-                "float32 only; mixed precision is for the gradient-trained classifiers, "
-                "language models and translators"
+                "float32 only; mixed precision is for the gradient-trained models (a counting, "
+                "sampling or closed-form rule keeps float32)"
             )
         if cfg.patience is not None and "validation" not in datasets.splits(cfg.dataset):
             raise ZooError(
