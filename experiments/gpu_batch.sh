@@ -27,7 +27,7 @@ timeout 240 $PY -m zoo_jax.cli bench --model resnet50 --input reference --batch-
   --steps $steps --dtype bfloat16 --optimizer nag --peer flax > "$OUT/resnet50_bfloat16.json"
 echo "resnet50 bench: exit $?"
 
-# 2. The converged comparisons, dates first (about 17 CPU hours), then the character rows
+# 2. The converged comparisons, dates first (well over ten CPU hours), then the character rows
 #    still open; each run writes its own file when it ends, so a cut-off leaves whole rows.
 start=$(date +%s)
 timeout 300 $PY -m experiments.converged --task dates --no-report $QUICK
