@@ -9,7 +9,9 @@ report, never absolute times.
   the sequential MNIST LSTM (`lstm`: LSTM 256 over 28 rows, input dropout 0.2, dense 10;
   Adam; vs `nn.LSTM`), on 128 random MNIST-shaped examples; targets are minimum ratios. A third worker runs each as a plain
   Flax step, written as the Flax examples write one (`flax_step`): what `jax.jit` of the
-  same network gives without zoo_jax's engine and layers.
+  same network gives without zoo_jax's engine and layers. For the LSTMs a fourth worker
+  runs PyTorch with oneDNN off (`torch_composed`): PyTorch's default `nn.LSTM` on the CPU is
+  oneDNN's fused LSTM kernel, this one ATen's per-step products and element-wise ops.
 - The sequence models, in target tokens per second: `char_rnn` (embedding 64,
   LSTM 256, readout; 32 windows of 128 characters; Adam; vs `nn.LSTM`) and `transformer`
   (encoder–decoder, d_model 64, 4 heads, 2 + 2 layers, d_ff 256, label smoothing 0.1; 64
@@ -49,7 +51,11 @@ SEQUENCE = {"char_rnn": 32, "transformer": 64}  # batch size of each (examples p
 SEQUENCE_TARGETS = {"char_rnn": 1.0}  # issue 36: the LSTM no slower than nn.LSTM
 # compared here, reported by another experiment: the VAE (`experiments/autoencoders.py`)
 GENERATIVE = {"vae": 100}
-FRAMEWORKS = ("jax", "torch", "flax")  # worker kinds; flax: the seed models only
+# worker kinds; flax: the seed models only; torch_composed: the LSTMs' PyTorch step with
+# oneDNN off, so `nn.LSTM` is ATen's per-step products and element-wise ops instead of
+# oneDNN's fused LSTM primitive (PyTorch's default on the CPU)
+FRAMEWORKS = ("jax", "torch", "flax", "torch_composed")
+ONEDNN_LSTMS = ("lstm", "char_rnn")
 SETTLE = 3  # steps of each turn not counted (see `compare`)
 
 
@@ -307,11 +313,15 @@ def time_torch(name: str, batch_size: int, steps: int, state: dict) -> list[floa
     return times
 
 
-def prepare_torch(name: str, batch_size: int) -> tuple[dict, Callable[[int], list[float]]]:
-    """The PyTorch twin of `zoo_jax.bench.prepare_bench`: facts, and `time_steps(n)`."""
+def prepare_torch(
+    name: str, batch_size: int, onednn: bool = True
+) -> tuple[dict, Callable[[int], list[float]]]:
+    """The PyTorch twin of `zoo_jax.bench.prepare_bench`: facts, and `time_steps(n)`. With
+    `onednn=False` PyTorch's oneDNN (mkldnn) paths are off in this process."""
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
+    torch.backends.mkldnn.enabled = onednn
     state = {}
     time_torch(name, batch_size, 3, state)  # warm-up (allocator, first-call paths)
     info = {
@@ -335,7 +345,7 @@ def worker(framework: str, name: str, batch_size: int) -> None:
         time_steps(3)  # compile and warm up
         info = {"params": params}
     else:
-        info, time_steps = prepare_torch(name, batch_size)
+        info, time_steps = prepare_torch(name, batch_size, onednn=framework == "torch")
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         print(json.dumps(time_steps(int(line))), flush=True)
@@ -378,7 +388,8 @@ def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
     wake up cold (2-3x slower steps in a trial). In one process, instead, the two runtimes'
     thread pools competed and slowed both steps by 1.3-1.6x.
     """
-    kinds = FRAMEWORKS if name in FLAX_PEERS else FRAMEWORKS[:2]
+    kinds = [*FRAMEWORKS[:2], *(["flax"] if name in FLAX_PEERS else []),
+             *(["torch_composed"] if name in ONEDNN_LSTMS else [])]  # fmt: skip
     workers = {kind: Worker(kind, name, batch_size) for kind in kinds}
     steps = {
         kind: max(15, math.ceil(turn_s / statistics.median(w.time_steps(5))))
@@ -421,6 +432,18 @@ def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
             "zoo_jax_vs_flax": round(flax_s / jax_s, 3),
         }
         peer = f", plain flax {flax_s * 1e3:.2f} ms (ratio {metrics['flax_ratio']:.2f})"
+    if "torch_composed" in workers:  # nn.LSTM without oneDNN's fused primitive
+        composed_s = median_s["torch_composed"]
+        metrics |= {
+            "torch_composed_step_ms": round(composed_s * 1e3, 2),
+            "torch_composed_ratio": round(composed_s / jax_s, 3),
+            "torch_composed_ratio_by_round": [
+                round(ours / composed, 3)
+                for ours, composed in zip(by_round["jax"], by_round["torch_composed"], strict=True)
+            ],
+        }
+        peer += (f", torch without oneDNN {composed_s * 1e3:.2f} ms "
+                 f"(ratio {metrics['torch_composed_ratio']:.2f})")  # fmt: skip
     if name in SEQUENCE:
         tokens = result["target_tokens"]
         metrics |= {
@@ -453,7 +476,8 @@ def compare(name: str, batch_size: int, rounds: int, turn_s: float) -> dict:
             "target_ratio": TARGETS.get(name, SEQUENCE_TARGETS.get(name)),
         },
         "wall_s": None,
-        "device": f"{result['backend']}:{result['device_kind']} x1, {os.cpu_count()} cores",
+        "device": f"{result['backend']}:{result['device_kind']} x1, {os.cpu_count()} cores, "
+        f"{common.cpu_model()}",
         "versions": common.versions() | {"torch": torch_info["version"]},
         "git": common.git_commit(),
     }
@@ -494,18 +518,29 @@ def _spread(metrics: dict, key: str = "ratio_by_round") -> str:
     return f"{min(rounds):.2f}–{max(rounds):.2f}×" if rounds else ""
 
 
+def _composed(metrics: dict) -> str:
+    """The ratio against PyTorch with oneDNN off, with its rounds' range ("–" if not timed)."""
+    if "torch_composed_ratio" not in metrics:
+        return "–"
+    return (f"{metrics['torch_composed_ratio']:.2f}× "
+            f"({_spread(metrics, 'torch_composed_ratio_by_round')})")  # fmt: skip
+
+
 def bench_table(rows: list[dict]) -> list[str]:
     out = [
         "Train-step throughput at the same batch, zoo_jax `jax.jit` (`zoo-jax bench`) vs PyTorch",
         "eager, each in its own process, timed in alternating rounds; the ratio is of the median",
         "step times (torch / zoo_jax), with the range of the per-round ratios beside it. The",
         "plain Flax columns time the same network as a plain Flax step (linen layers, optax,",
-        "`jax.jit`, as the Flax examples write one) in the same rounds",
+        "`jax.jit`, as the Flax examples write one) in the same rounds; for the LSTM, the last",
+        "column is the ratio against PyTorch with oneDNN off (`nn.LSTM` as ATen's per-step",
+        "products instead of oneDNN's fused LSTM kernel), timed in the same rounds",
         "(`python -m experiments.bench_vs_torch`).",
         "",
         "| model | optimizer | batch | zoo_jax ms/step | torch ms/step | zoo_jax img/s | "
-        "torch img/s | ratio | rounds | plain Flax ms/step | plain Flax ratio | target | device |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        "torch img/s | ratio | rounds | plain Flax ms/step | plain Flax ratio | target | device "
+        "| ratio vs torch, oneDNN off |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         m = r["metrics"]
@@ -520,7 +555,8 @@ def bench_table(rows: list[dict]) -> list[str]:
             f"| {r['model']} | {r['config']['optimizer']} | {r['config']['batch_size']} | "
             f"{m['zoo_jax_step_ms']} | {m['torch_step_ms']} | {m['zoo_jax_images_per_s']:,.0f} | "
             f"{m['torch_images_per_s']:,.0f} | **{m['ratio']:.2f}×** | {_spread(m)} | "
-            f"{flax[0]} | {flax[1]} | ≥ {r['reference']['target_ratio']}× ({met}) | {r['device']} |"
+            f"{flax[0]} | {flax[1]} | ≥ {r['reference']['target_ratio']}× ({met}) | {r['device']} "
+            f"| {_composed(m)} |"
         )
     return [*out, ""]
 
@@ -528,11 +564,12 @@ def bench_table(rows: list[dict]) -> list[str]:
 def sequence_bench_table(rows: list[dict]) -> list[str]:
     out = [
         "The sequence models in target tokens per second, zoo_jax vs PyTorch eager (`nn.LSTM`,",
-        "`nn.Transformer`), same batch, alternating rounds (`python -m experiments.bench_vs_torch`).",
+        "`nn.Transformer`), same batch, alternating rounds (`python -m experiments.bench_vs_torch`);",
+        "the last column as in the table above.",
         "",
         "| model | batch | tokens/step | params (ours / torch) | zoo_jax tokens/s | "
-        "torch tokens/s | ratio | rounds | target | compile s | device |",
-        "|---|---:|---:|---|---:|---:|---:|---|---|---:|---|",
+        "torch tokens/s | ratio | rounds | target | compile s | device | ratio vs torch, oneDNN off |",
+        "|---|---:|---:|---|---:|---:|---:|---|---|---:|---|---:|",
     ]
     for r in rows:
         m, cfg = r["metrics"], r["config"]
@@ -544,7 +581,7 @@ def sequence_bench_table(rows: list[dict]) -> list[str]:
             f"| {r['model']} | {cfg['batch_size']} | {m['tokens_per_step']:,} | "
             f"{cfg['params']:,} / {cfg['torch_params']:,} | {m['zoo_jax_tokens_per_s']:,.0f} | "
             f"{m['torch_tokens_per_s']:,.0f} | **{m['ratio']:.2f}×** | {_spread(m)} | {verdict} | "
-            f"{m['compile_s']} | {r['device']} |"
+            f"{m['compile_s']} | {r['device']} | {_composed(m)} |"
         )
     return [*out, ""]
 

@@ -69,6 +69,20 @@ def device() -> str:
     return f"{jax.default_backend()}:{d.device_kind} x{jax.device_count()}"
 
 
+def cpu_model() -> str:
+    """The host CPU's model name (`/proc/cpuinfo`), or `platform.processor()` elsewhere: CPU
+    ratios against a peer change with it (MKL and oneDNN are tuned per vendor)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def headline(metrics: dict):
     """A learner's headline figure under the rows' name `test_accuracy`: class accuracy, a
     translation's exact-sequence match, a decoder's pixel agreement (the notes say which)."""

@@ -251,6 +251,26 @@ def test_torch_twin_of_the_sequential_mnist_lstm():
     assert shape == (28, 28) and torch_params == 294_410 + 4 * 256  # zoo-jax info lstm
 
 
+def test_torch_lstm_peer_with_and_without_onednn():
+    """PyTorch's `nn.LSTM` on the CPU runs oneDNN's fused LSTM kernel (forward and backward);
+    the `torch_composed` worker turns it off, so ATen composes the step from products."""
+    import torch
+
+    from experiments import bench_vs_torch
+
+    try:
+        for onednn, fused in ((True, True), (False, False)):
+            info, time_steps = bench_vs_torch.prepare_torch("lstm", 8, onednn=onednn)
+            with torch.autograd.profiler.profile() as prof:
+                time_steps(1)
+            ops = {e.key for e in prof.key_averages()}
+            assert "aten::lstm" in ops
+            assert ("aten::mkldnn_rnn_layer_backward" in ops) is fused
+            assert info["params"] == 294_410 + 4 * 256
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
 def test_plain_flax_step_learns_each_seed_model():
     """The Flax peer trains the network it claims to: its loss falls on a fixed batch."""
     from experiments import bench_vs_torch
