@@ -183,6 +183,8 @@ def test_list_chart_shows_each_node_and_its_models(capsys):
     [
         (["train", "--model", "cnm"], "did you mean 'cnn'"),
         (["train", "--model", "mlp", "--patience", "3"], "validation split, and mnist has none"),
+        (["train", "--model", "char_rnn", "--min-delta", "0.1"], "it needs patience"),
+        (["train", "--model", "char_rnn", "--patience", "2", "--min-delta", "nan"], "min_delta"),
         (["train", "--model", "rbm", "--dtype", "bfloat16"], "computes in float32 only"),
         (["bench", "--model", "char_rnn", "--input", "reference"], "leave --input out"),
         (["train", "--model", "deconv_net", "--loss", "kld"], "compares class distributions"),

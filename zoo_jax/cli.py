@@ -251,6 +251,7 @@ def _run_config(args, model: str | None = None):
         data_dir=args.data_dir,
         keep_checkpoints=args.keep_checkpoints,
         patience=args.patience,
+        min_delta=args.min_delta,
         dtype=args.dtype,
     )
 
@@ -430,6 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience", type=int,
         help="early stopping: stop after this many epochs without a better validation loss "
         "and keep the best epoch's state (--epochs is then the most)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-delta", type=float, default=0.0,
+        help="with --patience: the least decrease of the validation loss that counts as "
+        "better (default 0)",
     )  # fmt: skip
     p.add_argument("--run-dir", help="where to write (default: runs/MODEL-TIME)")
     p.add_argument(

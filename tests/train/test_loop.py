@@ -8,6 +8,7 @@ import pytest
 
 import zoo_jax
 from zoo_jax.errors import CheckpointError, InputError, NonFiniteError, ZooError
+from zoo_jax.train import loop
 from zoo_jax.train.loop import RunConfig, evaluate_run, fit, restore_run
 from zoo_jax.train.run import load_data
 
@@ -235,10 +236,26 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes_to_it(tmp_path):
     assert resumed["test"] == straight["test"] and resumed["best_epoch"] == best + 1
 
 
+def test_min_delta_counts_only_decreases_larger_than_it():
+    """Keras's `min_delta`: 0.5 → 0.495 → 0.492 is no improvement at 0.01, so the best epoch
+    stays the second and the fourth exhausts a patience of 2; at 0 the fourth is the best."""
+    losses = [1.0, 0.5, 0.495, 0.492]
+    for min_delta, best_epoch, exhausted in ((0.01, 2, True), (0.0, 4, False)):
+        early = loop._EarlyStopping(2, None, min_delta)
+        for epoch, loss in enumerate(losses, 1):
+            early.update({"epoch": epoch, "step": epoch, "validation_loss": loss}, epoch, {})
+        assert early.best["epoch"] == early.state == best_epoch
+        assert early.exhausted(len(losses)) is exhausted
+
+
 def test_early_stopping_needs_a_validation_split(mnist_flat):
     with pytest.raises(ZooError, match="validation split, and mnist has none"):
         fit(_cfg(patience=2))
     with pytest.raises(ZooError, match="patience must be >= 1"):
         fit(_early(patience=0))
+    with pytest.raises(ZooError, match="min_delta must be a finite number >= 0"):
+        fit(_early(min_delta=-0.1))
+    with pytest.raises(ZooError, match="min_delta is early stopping's threshold"):
+        fit(_early(patience=None, min_delta=0.1))
     with pytest.raises(ZooError, match="pass data or patience"):
         fit(_early(), data=load_data(_early()))

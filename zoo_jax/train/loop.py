@@ -298,13 +298,14 @@ class Progress:
 
 
 class _EarlyStopping:
-    """Keras `EarlyStopping(monitor="val_loss", patience, restore_best_weights=True)`: the
-    best epoch's state (lowest validation loss; the first of equals) kept on the host and,
-    in a run directory, in `best/` (orbax, one step), so a resumed run knows its best epoch
-    and state and `evaluate_run` reads the state the run chose."""
+    """Keras `EarlyStopping(monitor="val_loss", patience, min_delta,
+    restore_best_weights=True)`: the best epoch's state (the lowest validation loss, an epoch
+    better only when lower by more than `min_delta`; the first of equals) kept on the host
+    and, in a run directory, in `best/` (orbax, one step), so a resumed run knows its best
+    epoch and state and `evaluate_run` reads the state the run chose."""
 
-    def __init__(self, patience: int, directory: Path | None):
-        self.patience = patience
+    def __init__(self, patience: int, directory: Path | None, min_delta: float = 0.0):
+        self.patience, self.min_delta = patience, min_delta
         self.checkpointer = Checkpointer(directory, 1) if directory is not None else None
         self.best: dict | None = None  # the best epoch's record
         self.state = None
@@ -319,7 +320,9 @@ class _EarlyStopping:
 
     def _better(self, record: dict) -> bool:
         loss = record.get("validation_loss")
-        return loss is not None and (self.best is None or loss < self.best["validation_loss"])
+        return loss is not None and (
+            self.best is None or loss < self.best["validation_loss"] - self.min_delta
+        )
 
     def update(self, record: dict, state, meta: dict) -> None:
         """After an epoch: keep `state` (a host tree) when its validation loss is the best."""
@@ -514,7 +517,7 @@ def fit(
     )
     early = None
     if cfg.patience is not None:
-        early = _EarlyStopping(cfg.patience, run_path and run_path / "best")
+        early = _EarlyStopping(cfg.patience, run_path and run_path / "best", cfg.min_delta)
         if resume:
             early.resume(epoch_log, jax.tree.map(np.asarray, state))
 

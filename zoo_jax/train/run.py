@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -54,7 +55,9 @@ class RunConfig:
     - `patience`: early stopping. Each epoch is also evaluated on the dataset's validation
       split; training stops once the validation loss has not improved for `patience` epochs
       (`epochs` is then the most it trains) and the best epoch's state is the run's result
-      (Keras `EarlyStopping(patience=…, restore_best_weights=True)`).
+      (Keras `EarlyStopping(patience=…, restore_best_weights=True)`). `min_delta` (Keras's
+      name): a validation loss counts as better only when it is lower by more than this
+      (absolute; default 0, any decrease), so a loss creeping towards 0 stops a run.
     - `keep_checkpoints` (the last N), `log_every` (steps between metric read-backs at most;
       they also happen every 2 s).
     """
@@ -86,6 +89,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     log_every: int = 50
     patience: int | None = None  # early stopping on the validation loss (epochs)
+    min_delta: float = 0.0  # the least decrease of the validation loss that counts as better
     dtype: str = "float32"  # compute dtype: float32, or bfloat16 (mixed precision)
 
     def resolved(self) -> RunConfig:
@@ -166,6 +170,10 @@ class Run:
                 raise ZooError(f"{name} must be >= 1, got {getattr(cfg, name)}")
         if not 0 <= cfg.seed < 2**32:  # PRNGKey keeps 32 bits: 2**32 would repeat seed 0
             raise ZooError(f"seed must be in [0, 2**32), got {cfg.seed}")
+        if not (math.isfinite(cfg.min_delta) and cfg.min_delta >= 0):
+            raise ZooError(f"min_delta must be a finite number >= 0, got {cfg.min_delta}")
+        if cfg.min_delta and cfg.patience is None:
+            raise ZooError("min_delta is early stopping's threshold: it needs patience")
         if cfg.keep_checkpoints < 1:
             raise ZooError(f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}")
         if cfg.l1 < 0 or cfg.l2 < 0:
