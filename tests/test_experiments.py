@@ -158,6 +158,24 @@ def test_converged_quick_searches_rates_on_validation_then_seeds(tmp_path, monke
     assert "Not finished yet" in text and "chars/lstm" in text
 
 
+def test_converged_ranks_dates_rows_on_the_split_it_names():
+    from experiments import converged
+
+    def seeds(test, long):
+        return [
+            {"metrics": {"test_exact": t, "long_exact": g}} for t, g in zip(test, long, strict=True)
+        ]
+
+    by_row = {"global": seeds([1.0, 1.0, 1.0], [0.99, 0.97, 0.98]),
+              "no_attention": seeds([1.0, 0.999, 1.0], [0.90, 0.93, 0.96])}  # fmt: skip
+    test = converged.compare("dates", "global", "no_attention", by_row, "claim", "test")
+    long = converged.compare("dates", "global", "no_attention", by_row, "claim", "long")
+    assert "1.000 ± 0.000 against no_attention 1.000 ± 0.001 test exact" in test
+    assert "is not resolved" in test
+    assert "0.980 ± 0.010 against no_attention 0.930 ± 0.030 long exact" in long
+    assert "+0.050 in global's favour; the claim holds" in long
+
+
 def test_converged_records_a_diverged_rate_and_chooses_among_the_others(monkeypatch):
     from experiments import converged
     from zoo_jax.errors import NonFiniteError
