@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from zoo_jax.train.run import build_learner
 OUT = common.RESULTS_DIR / "converged"
 CLIP = {"clipnorm": 1.0}
 SEEDS = (0, 1, 2)
+SEARCH_POLL_S = 30  # a seed run waiting on another runner's search rate looks this often
 # task -> (dataset, batch size, most epochs, patience, min_delta, the grid's factors of the
 # card's rate). Dates: the seq2seq rows reach 100 % exact on validation within a few epochs
 # and their validation loss then creeps towards 0 by ~1e-5 an epoch; a decrease of at most
@@ -163,9 +165,11 @@ def plan(task: str, rows: list[str], quick: bool, data_dir, out_dir) -> list:
     when their turn comes, from the search's result files)."""
 
     def seed_run(row: str, seed: int) -> dict:
-        rate = chosen_rate(common.read_rows(out_dir / row), len(grid(task, row)))
-        if rate is None:
-            raise ZooError(f"{task}/{row}: its learning-rate search has not finished")
+        # another runner may still be training a search rate (its claim file): wait for it
+        while (rate := chosen_rate(common.read_rows(out_dir / row), len(grid(task, row)))) is None:
+            if not any((out_dir / row).glob("lr*_seed0.claim")):
+                raise ZooError(f"{task}/{row}: its learning-rate search has not finished")
+            time.sleep(SEARCH_POLL_S)
         return train(task, row, rate, seed, quick, data_dir)
 
     items = []

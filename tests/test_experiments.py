@@ -158,6 +158,27 @@ def test_converged_quick_searches_rates_on_validation_then_seeds(tmp_path, monke
     assert "Not finished yet" in text and "chars/lstm" in text
 
 
+def test_converged_seed_run_waits_for_another_runners_search(tmp_path, monkeypatch):
+    from experiments import converged
+    from zoo_jax.errors import ZooError
+
+    monkeypatch.setattr(converged, "train", lambda task, row, lr, seed, *a: (lr, seed))
+    items = dict(converged.plan("chars", ["gru"], False, None, tmp_path))
+    with pytest.raises(ZooError, match="search has not finished"):  # nobody is searching
+        items["gru/seed1"]()
+    (tmp_path / "gru").mkdir()
+    (tmp_path / "gru" / "lr0.01_seed0.claim").touch()  # another runner trains this rate
+
+    def others_search_ends(seconds):
+        for lr, loss in ((0.001, 1.5), (0.003, 1.4), (0.01, 1.45)):
+            row = {"row": f"chars/gru/lr{lr:g}_seed0", "config": {"learning_rate": lr},
+                   "metrics": {"validation_loss": loss}}  # fmt: skip
+            common.write_rows(tmp_path / "gru" / f"lr{lr:g}_seed0.json", [row])
+
+    monkeypatch.setattr(converged.time, "sleep", others_search_ends)
+    assert items["gru/seed1"]() == (0.003, 1)
+
+
 def test_converged_ranks_dates_rows_on_the_split_it_names():
     from experiments import converged
 
