@@ -225,7 +225,7 @@ def spread(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
-def digits(task: str) -> int:
+def decimals(task: str) -> int:
     """Decimals of a task's figures: bits per character to 3, exact-sequence accuracies to 4
     (one of the 2,000 test dates is 0.0005)."""
     return 3 if task == "chars" else 4
@@ -258,13 +258,13 @@ def compare(
         verdict = "is reversed: every seed of the second is ahead of every seed of the first"
     else:
         verdict = "is not resolved: the seeds' ranges overlap"
-    unit = "bpc" if task == "chars" else "exact"
+    unit, places = ("bpc" if task == "chars" else "exact"), decimals(task)
     if min(len(a), len(b)) < len(SEEDS):
         verdict += f" (provisional: fewer than {len(SEEDS)} seeds so far)"
     return (
-        f"{source}: {better} {spread(a, digits(task))} against {other} "
-        f"{spread(b, digits(task))} {split} {unit} ({len(a)} and {len(b)} seeds), a mean "
-        f"difference of {mean_gap:+.{digits(task)}f} in {better}'s "
+        f"{source}: {better} {spread(a, places)} against {other} {spread(b, places)} "
+        f"{split} {unit} ({len(a)} and {len(b)} seeds), a mean difference of "
+        f"{mean_gap:+.{places}f} in {better}'s "
         f"favour; the claim {verdict}."
     )
 
@@ -344,8 +344,8 @@ def section(rows: list[dict], by_experiment: dict[str, list[dict]]) -> list[str]
                     f"{len(seeds)} of {len(SEEDS)}",
                     ", ".join(str(x["best_epoch"]) for x in m),
                     *(
-                        f"**{spread([x[k] for x in m], digits(task))}**" if k.startswith("test")
-                        else spread([x[k] for x in m], digits(task))
+                        f"**{spread([x[k] for x in m], decimals(task))}**" if k.startswith("test")
+                        else spread([x[k] for x in m], decimals(task))
                         for k in keys
                     ),
                     "yes" if not capped else f"**no**: {capped} run(s) hit the cap",
